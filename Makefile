@@ -1,0 +1,30 @@
+# The one place Cadenza's commands live. CI, the README and people call these.
+SHELL := /bin/bash
+CARGO ?= cargo
+export CARGO_TERM_COLOR ?= always
+
+.PHONY: help services build test lint fmt run demo migrate clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+services: ## make sure Postgres and RabbitMQ run locally (start or install them)
+	@scripts/services.sh
+
+build: ## build every binary
+	$(CARGO) build --workspace --bins
+
+test: services ## run every test against the real Postgres and RabbitMQ
+	$(CARGO) test --workspace --no-fail-fast
+
+lint: ## formatting, clippy with warnings as errors, docs
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+clean: ## remove build output and local data
+	$(CARGO) clean
+	rm -rf data

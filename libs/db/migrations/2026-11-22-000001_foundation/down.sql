@@ -1,0 +1,9 @@
+DROP TABLE inbox;
+DROP TABLE idempotency_keys;
+DROP TABLE outbox;
+DROP TABLE job_logs;
+DROP TABLE assets;
+DROP TABLE stage_events;
+DROP TABLE stages;
+DROP TABLE runs;
+DROP TABLE projects;

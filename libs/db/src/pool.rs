@@ -1,0 +1,89 @@
+//! Building the connection pool.
+
+use std::time::Duration;
+
+use diesel::ConnectionError;
+use diesel_async::pooled_connection::deadpool::{Object, Pool as DeadPool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use futures::FutureExt;
+
+pub type Pool = DeadPool<AsyncPgConnection>;
+pub type PooledConnection = Object<AsyncPgConnection>;
+
+/// Pool settings. Every wait is bounded: an exhausted pool or a dead server turns
+/// into an error the caller can report, never a hang.
+#[derive(Debug, Clone)]
+pub struct DbConfig {
+    /// `postgres://user@host:port/database`
+    pub url: String,
+    pub max_connections: usize,
+    /// Shown in `pg_stat_activity`, to tell services apart.
+    pub application_name: String,
+    pub wait_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl DbConfig {
+    pub fn new(url: impl Into<String>, application_name: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            application_name: application_name.into(),
+            wait_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+pub fn build_pool(config: &DbConfig) -> anyhow::Result<Pool> {
+    let setup_name = config.application_name.clone();
+    let statement_timeout_ms = config.statement_timeout.as_millis();
+    let connect_timeout = config.connect_timeout;
+    let mut manager_config = ManagerConfig::default();
+    manager_config.custom_setup = Box::new(move |url| {
+        let name = setup_name.clone();
+        let url = url.to_owned();
+        async move {
+            let mut conn = tokio::time::timeout(connect_timeout, AsyncPgConnection::establish(&url))
+                .await
+                .map_err(|_| {
+                    ConnectionError::BadConnection("timed out connecting to Postgres".into())
+                })??;
+            // Values are ours (a service name and a number), never user input.
+            let set = format!(
+                "SET application_name = '{}'; SET statement_timeout = {statement_timeout_ms}",
+                name.replace('\'', "")
+            );
+            diesel::sql_query(set)
+                .execute(&mut conn)
+                .await
+                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            Ok(conn)
+        }
+        .boxed()
+    });
+    let manager =
+        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&config.url, manager_config);
+    let pool = DeadPool::builder(manager)
+        .max_size(config.max_connections)
+        .wait_timeout(Some(config.wait_timeout))
+        .create_timeout(Some(config.connect_timeout))
+        .recycle_timeout(Some(config.connect_timeout))
+        .runtime(deadpool::Runtime::Tokio1)
+        .build()?;
+    Ok(pool)
+}
+
+/// Whether the database answers a trivial query: the readiness signal.
+pub async fn ping(pool: &Pool) -> bool {
+    let Ok(mut conn) = pool.get().await else {
+        return false;
+    };
+    diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok()
+}
+
+/// The error of taking a connection from the pool.
+pub type PoolErrorAlias = diesel_async::pooled_connection::deadpool::PoolError;

@@ -1,0 +1,151 @@
+// The diesel view of `migrations/`. Kept in step with the SQL by the
+// `schema_matches_the_database` test, which fails on any column that differs.
+
+diesel::table! {
+    projects (id) {
+        id -> Uuid,
+        owner -> Text,
+        title -> Text,
+        prompt -> Text,
+        duration_seconds -> Int4,
+        has_vocals -> Bool,
+        style_strength -> Float4,
+        seed -> Nullable<Int8>,
+        lyrics -> Nullable<Text>,
+        state -> Text,
+        latest_run_id -> Nullable<Uuid>,
+        last_event_seq -> Int8,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    runs (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        owner -> Text,
+        state -> Text,
+        prompt -> Text,
+        duration_seconds -> Int4,
+        has_vocals -> Bool,
+        style_strength -> Float4,
+        seed -> Int8,
+        lyrics -> Nullable<Text>,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        created_at -> Timestamptz,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    stages (id) {
+        id -> Uuid,
+        run_id -> Uuid,
+        kind -> Text,
+        state -> Text,
+        attempt -> Int4,
+        progress -> Float4,
+        provider -> Text,
+        error_code -> Nullable<Text>,
+        error_message -> Nullable<Text>,
+        queued_at -> Nullable<Timestamptz>,
+        started_at -> Nullable<Timestamptz>,
+        finished_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    stage_events (project_id, seq) {
+        project_id -> Uuid,
+        seq -> Int8,
+        run_id -> Uuid,
+        event_type -> Text,
+        stage_kind -> Nullable<Text>,
+        stage_state -> Nullable<Text>,
+        run_state -> Text,
+        progress -> Float4,
+        attempt -> Int4,
+        message -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    assets (id) {
+        id -> Uuid,
+        project_id -> Uuid,
+        run_id -> Uuid,
+        stage_kind -> Text,
+        kind -> Text,
+        file_name -> Text,
+        object_key -> Text,
+        content_type -> Text,
+        size_bytes -> Int8,
+        sha256 -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    job_logs (id) {
+        id -> Int8,
+        run_id -> Uuid,
+        stage_kind -> Text,
+        attempt -> Int4,
+        severity -> Int2,
+        message -> Text,
+        logged_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    outbox (id) {
+        id -> Int8,
+        message_id -> Uuid,
+        exchange -> Text,
+        routing_key -> Text,
+        payload -> Bytea,
+        created_at -> Timestamptz,
+        published_at -> Nullable<Timestamptz>,
+        attempts -> Int4,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (owner, method, request_id) {
+        owner -> Text,
+        method -> Text,
+        request_id -> Text,
+        request_hash -> Text,
+        resource_id -> Uuid,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    inbox (message_id) {
+        message_id -> Uuid,
+        processed_at -> Timestamptz,
+    }
+}
+
+diesel::joinable!(runs -> projects (project_id));
+diesel::joinable!(stages -> runs (run_id));
+diesel::joinable!(assets -> projects (project_id));
+diesel::joinable!(job_logs -> runs (run_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    projects,
+    runs,
+    stages,
+    stage_events,
+    assets,
+    job_logs,
+    outbox,
+    idempotency_keys,
+    inbox,
+);

@@ -1,0 +1,155 @@
+//! A consumer loop: manual acks, bounded prefetch, reconnection, clean shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
+};
+use lapin::types::FieldTable;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::topology::Topology;
+
+/// What to do with a delivery once handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done; remove it from the queue.
+    Ack,
+    /// Not done, through no fault of the message: deliver it again.
+    Requeue,
+    /// The message itself is bad: dead-letter it.
+    Reject,
+}
+
+/// What a handler sees of a delivery.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub data: Vec<u8>,
+    /// The broker delivered this message before; dedup only needs to look here.
+    pub redelivered: bool,
+    /// `traceparent` header, if the publisher sent one.
+    pub traceparent: Option<String>,
+}
+
+impl Incoming {
+    fn from_delivery(delivery: &Delivery) -> Self {
+        let traceparent = delivery
+            .properties
+            .headers()
+            .as_ref()
+            .and_then(|headers| headers.inner().get("traceparent"))
+            .and_then(|value| match value {
+                lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+                _ => None,
+            });
+        Self {
+            data: delivery.data.clone(),
+            redelivered: delivery.redelivered,
+            traceparent,
+        }
+    }
+}
+
+/// Consumes `queue` until `shutdown`, handling up to `prefetch` deliveries at
+/// once. After a broker failure it reconnects with backoff. On shutdown it stops
+/// taking deliveries and waits for the ones in flight: nothing unfinished is acked.
+pub async fn consume<H, Fut>(
+    url: &str,
+    name: &str,
+    topology: &Topology,
+    queue: &str,
+    prefetch: u16,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Incoming) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Handled> + Send + 'static,
+{
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match consume_once(url, name, topology, queue, prefetch, &shutdown, handler.clone()).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(err) => {
+                tracing::warn!(queue, error = %err, retry_in_ms = backoff.as_millis() as u64, "consumer lost the broker");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn consume_once<H, Fut>(
+    url: &str,
+    name: &str,
+    topology: &Topology,
+    queue: &str,
+    prefetch: u16,
+    shutdown: &CancellationToken,
+    handler: H,
+) -> Result<(), lapin::Error>
+where
+    H: Fn(Incoming) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Handled> + Send + 'static,
+{
+    let connection = crate::connect(url, name).await?;
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.to_owned().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    tracing::info!(queue, prefetch, "consuming");
+    let mut in_flight = JoinSet::new();
+    let result = loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break Ok(()),
+            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => {
+                    let handler = handler.clone();
+                    in_flight.spawn(async move {
+                        let outcome = handler(Incoming::from_delivery(&delivery)).await;
+                        let acked = match outcome {
+                            Handled::Ack => delivery.acker.ack(BasicAckOptions::default()).await,
+                            Handled::Requeue => {
+                                delivery.acker.nack(BasicNackOptions { requeue: true, ..Default::default() }).await
+                            }
+                            Handled::Reject => {
+                                delivery.acker.reject(BasicRejectOptions { requeue: false }).await
+                            }
+                        };
+                        if let Err(err) = acked {
+                            // The channel is gone; the broker redelivers the message.
+                            tracing::warn!(error = %err, "acknowledgement failed");
+                        }
+                    });
+                }
+                Some(Err(err)) => break Err(err),
+                None => break Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+                    lapin::ConnectionState::Closed,
+                ))),
+            },
+        }
+    };
+    // Stop new deliveries, then let the ones in flight finish and ack.
+    let _ = channel
+        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await;
+    while in_flight.join_next().await.is_some() {}
+    let _ = channel.close(200, "consumer stopped".into()).await;
+    let _ = connection.close(200, "consumer stopped".into()).await;
+    result
+}

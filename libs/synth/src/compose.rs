@@ -1,0 +1,238 @@
+//! Composition: chords per section and the melody, on top of the plan. The result is
+//! `composition.json`, which the arrangement and vocal stages read back.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ArtifactKind, SongRequest, SynthError};
+use crate::form::{SectionKind, SectionPlan};
+use crate::melody::{self, Phrase};
+use crate::plan::{self, Genre, Plan};
+use crate::theory::{self, Quality};
+use crate::util::{pick, rng_for};
+
+/// Bumped whenever the JSON layout changes incompatibly.
+pub const FORMAT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChordEvent {
+    /// Beats from the start of the song.
+    pub start: f32,
+    pub beats: f32,
+    /// Pitch class of the root, 0 = C.
+    pub root: u8,
+    pub quality: Quality,
+    pub symbol: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComposedSection {
+    pub label: String,
+    pub kind: SectionKind,
+    pub start: f32,
+    pub beats: f32,
+    pub energy: f32,
+    pub chords: Vec<ChordEvent>,
+    pub phrases: Vec<Phrase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Composition {
+    pub format_version: u32,
+    /// Human-readable key ("D minor"); the plan holds the numbers.
+    pub key: String,
+    pub plan: Plan,
+    pub sections: Vec<ComposedSection>,
+}
+
+impl Composition {
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain structs of numbers and strings cannot fail.
+        serde_json::to_vec_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses and sanity-checks a `composition.json`: later stages loop over its numbers,
+    /// so anything absurd is refused here rather than trusted.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, SynthError> {
+        let bad = |reason: String| SynthError::InvalidInput {
+            kind: ArtifactKind::Composition,
+            reason,
+        };
+        let c: Composition = serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+        if c.format_version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format_version {} is not {FORMAT_VERSION}",
+                c.format_version
+            )));
+        }
+        if !(20..=400).contains(&c.plan.tempo_bpm)
+            || c.plan.beats_per_bar == 0
+            || c.plan.beats_per_bar > 16
+        {
+            return Err(bad("tempo or metre out of range".into()));
+        }
+        let finite = |x: f32| x.is_finite() && (0.0..1.0e5).contains(&x);
+        for s in &c.sections {
+            let chords_ok = s
+                .chords
+                .iter()
+                .all(|ch| finite(ch.start) && finite(ch.beats) && ch.root < 12);
+            let notes_ok = s
+                .phrases
+                .iter()
+                .flat_map(|p| &p.notes)
+                .all(|n| finite(n.start) && finite(n.beats) && n.pitch < 128);
+            if !finite(s.start) || !finite(s.beats) || !chords_ok || !notes_ok {
+                return Err(bad(format!(
+                    "section {} has times or pitches out of range",
+                    s.label
+                )));
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// The composition stage.
+pub fn compose(request: &SongRequest) -> Result<Composition, SynthError> {
+    let plan = plan::plan(request)?;
+    let progs = choose_progressions(&plan, request.seed);
+    let bpb = plan.beats_per_bar as f32;
+    let mut sections = Vec::with_capacity(plan.form.len());
+    let last = plan.form.len().saturating_sub(1);
+    for (i, sp) in plan.form.iter().enumerate() {
+        let start = sp.start_bar as f32 * bpb;
+        let prog = progs.for_kind(sp.kind);
+        let mut chords = section_chords(&plan, sp, start, prog);
+        if i == last {
+            end_on_tonic(&plan, &mut chords);
+        }
+        let phrases = sp
+            .phrases
+            .iter()
+            .map(|ph| melody::phrase_melody(&plan, request.seed, sp, start, ph, &chords))
+            .collect();
+        sections.push(ComposedSection {
+            label: sp.label.clone(),
+            kind: sp.kind,
+            start,
+            beats: sp.bars as f32 * bpb,
+            energy: sp.energy,
+            chords,
+            phrases,
+        });
+    }
+    Ok(Composition {
+        format_version: FORMAT_VERSION,
+        key: plan.key_name(),
+        plan,
+        sections,
+    })
+}
+
+struct Progressions {
+    verse: Vec<(u8, Quality)>,
+    chorus: Vec<(u8, Quality)>,
+    bridge: Vec<(u8, Quality)>,
+}
+
+impl Progressions {
+    fn for_kind(&self, kind: SectionKind) -> &[(u8, Quality)] {
+        match kind {
+            SectionKind::Verse | SectionKind::Break => &self.verse,
+            SectionKind::Bridge => &self.bridge,
+            _ => &self.chorus,
+        }
+    }
+}
+
+fn parse_prog(p: &str) -> Vec<(u8, Quality)> {
+    let chords: Vec<_> = p
+        .split_whitespace()
+        .filter_map(theory::parse_roman)
+        .collect();
+    if chords.is_empty() {
+        vec![(0, Quality::Major)]
+    } else {
+        chords
+    }
+}
+
+/// Verse, chorus and bridge progressions: idiomatic with probability style_strength,
+/// and different from each other when the genre offers enough.
+fn choose_progressions(plan: &Plan, seed: u64) -> Progressions {
+    let mut rng = rng_for(seed, "progressions");
+    let minor = plan.mode.is_minor();
+    let mut draw = |avoid: &[&str]| -> &'static str {
+        let mut choice = "";
+        for _ in 0..6 {
+            let bank = if rng.random::<f32>() < plan.style_strength {
+                theory::progressions(plan.genre, minor)
+            } else {
+                theory::neutral_progressions(minor)
+            };
+            choice = *pick(&mut rng, bank);
+            if !avoid.contains(&choice) {
+                break;
+            }
+        }
+        choice
+    };
+    let verse = draw(&[]);
+    let chorus = draw(&[verse]);
+    let bridge = draw(&[verse, chorus]);
+    let mut bridge = parse_prog(bridge);
+    // Bridges start away from home: rotate so they do not open on the tonic.
+    if bridge.first().is_some_and(|c| c.0 == 0) && bridge.len() > 1 {
+        bridge.rotate_left(1);
+    }
+    Progressions {
+        verse: parse_prog(verse),
+        chorus: parse_prog(chorus),
+        bridge,
+    }
+}
+
+fn section_chords(
+    plan: &Plan,
+    sp: &SectionPlan,
+    start: f32,
+    prog: &[(u8, Quality)],
+) -> Vec<ChordEvent> {
+    let bpb = plan.beats_per_bar as f32;
+    // Slow harmonic rhythm is part of the ambient and cinematic sound.
+    let slow = matches!(plan.genre, Genre::Ambient) && plan.style_strength >= 0.5;
+    let per_chord = if slow { 2.0 * bpb } else { bpb };
+    let total = sp.bars as f32 * bpb;
+    let mut out = Vec::new();
+    let mut t = 0.0;
+    let mut i = 0;
+    while t < total - 1e-3 {
+        let (offset, quality) = prog[i % prog.len()];
+        let root = (plan.key_root + offset) % 12;
+        let beats = per_chord.min(total - t);
+        out.push(ChordEvent {
+            start: start + t,
+            beats,
+            root,
+            quality,
+            symbol: theory::chord_symbol(root, quality),
+        });
+        t += per_chord;
+        i += 1;
+    }
+    out
+}
+
+fn end_on_tonic(plan: &Plan, chords: &mut [ChordEvent]) {
+    if let Some(last) = chords.last_mut() {
+        let quality = if plan.mode.is_minor() {
+            Quality::Minor
+        } else {
+            Quality::Major
+        };
+        last.root = plan.key_root;
+        last.quality = quality;
+        last.symbol = theory::chord_symbol(plan.key_root, quality);
+    }
+}

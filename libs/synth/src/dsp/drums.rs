@@ -1,0 +1,163 @@
+//! Synthesised drums: every hit is a few lines of oscillator, noise and envelope, voiced
+//! per genre by a [`Kit`].
+
+use super::Noise;
+use super::filter::Svf;
+use super::sin_cycles;
+use crate::patterns::{
+    CLAP, CRASH, HAT, HIGH_TOM, KICK, LOW_TOM, MID_TOM, OPEN_HAT, RIDE, RIM, SHAKER, SNARE,
+};
+use crate::plan::Genre;
+use crate::util::SAMPLE_RATE;
+
+const SR: f32 = SAMPLE_RATE as f32;
+
+/// The sound of a drum kit.
+#[derive(Debug, Clone, Copy)]
+pub struct Kit {
+    kick_start_hz: f32,
+    kick_end_hz: f32,
+    kick_decay: f32,
+    kick_click: f32,
+    snare_decay: f32,
+    hat_hz: f32,
+    tone: f32,
+}
+
+impl Kit {
+    /// Low-pass cutoff for the whole kit, for dusty genres; `None` leaves it bright.
+    pub fn tone_cutoff(&self) -> Option<f32> {
+        (self.tone < 1.0).then_some(2000.0 + 14000.0 * self.tone)
+    }
+
+    pub fn for_genre(g: Genre) -> Self {
+        let k =
+            |kick_start_hz, kick_end_hz, kick_decay, kick_click, snare_decay, hat_hz, tone| Kit {
+                kick_start_hz,
+                kick_end_hz,
+                kick_decay,
+                kick_click,
+                snare_decay,
+                hat_hz,
+                tone,
+            };
+        match g {
+            Genre::HipHop => k(120.0, 45.0, 0.9, 0.2, 0.2, 8000.0, 0.8),
+            Genre::House | Genre::Techno => k(190.0, 50.0, 0.38, 0.5, 0.18, 9000.0, 1.0),
+            Genre::Rock => k(150.0, 55.0, 0.28, 0.8, 0.22, 7000.0, 1.0),
+            Genre::LoFi => k(130.0, 52.0, 0.3, 0.2, 0.16, 5000.0, 0.5),
+            Genre::Jazz | Genre::Folk => k(110.0, 60.0, 0.25, 0.3, 0.15, 6500.0, 0.7),
+            Genre::Cinematic => k(90.0, 40.0, 1.0, 0.4, 0.3, 7000.0, 0.8),
+            _ => k(160.0, 52.0, 0.35, 0.5, 0.18, 8000.0, 0.9),
+        }
+    }
+}
+
+/// How long each drum rings, in seconds.
+pub fn length(note: u8, kit: &Kit) -> f32 {
+    match note {
+        KICK => kit.kick_decay + 0.05,
+        SNARE | CLAP => kit.snare_decay + 0.1,
+        HAT | RIM | SHAKER => 0.09,
+        OPEN_HAT => 0.4,
+        CRASH => 1.8,
+        RIDE => 0.9,
+        LOW_TOM | MID_TOM | HIGH_TOM => 0.6,
+        _ => 0.1,
+    }
+}
+
+/// Adds one hit of GM drum `note` into `out` (already positioned at the hit).
+pub fn hit(out: &mut [f32], note: u8, vel: f32, kit: &Kit, noise: &mut Noise) {
+    let amp = vel * vel; // velocity feels closer to loudness when squared
+    match note {
+        KICK => kick(out, amp, kit),
+        SNARE => snare(out, amp, kit, noise),
+        CLAP => clap(out, amp, noise),
+        HAT => metal(out, 0.35 * amp, kit.hat_hz, 0.035, noise),
+        OPEN_HAT => metal(out, 0.3 * amp, kit.hat_hz, 0.22, noise),
+        SHAKER => metal(out, 0.25 * amp, kit.hat_hz * 0.8, 0.05, noise),
+        CRASH => metal(out, 0.3 * amp, 5000.0, 1.0, noise),
+        RIDE => ride(out, 0.25 * amp, noise),
+        RIM => tone(out, 0.5 * amp, 1700.0, 1700.0, 0.02),
+        LOW_TOM => tone(out, 0.8 * amp, 130.0, 90.0, 0.35),
+        MID_TOM => tone(out, 0.8 * amp, 180.0, 130.0, 0.3),
+        HIGH_TOM => tone(out, 0.8 * amp, 240.0, 180.0, 0.25),
+        _ => {}
+    }
+}
+
+/// Sine with an exponential pitch drop: the body of kicks and toms.
+fn tone(out: &mut [f32], amp: f32, start_hz: f32, end_hz: f32, decay: f32) {
+    let n = ((decay + 0.05) * SR) as usize;
+    let pitch_k = (-1.0 / (0.03 * SR)).exp();
+    let amp_k = super::env::decay_coef(decay);
+    let (mut f, mut a, mut ph) = (start_hz - end_hz, amp, 0.0f32);
+    for o in out.iter_mut().take(n) {
+        ph += (end_hz + f) / SR;
+        f *= pitch_k;
+        *o += a * sin_cycles(ph);
+        a *= amp_k;
+    }
+}
+
+fn kick(out: &mut [f32], amp: f32, kit: &Kit) {
+    tone(out, amp, kit.kick_start_hz, kit.kick_end_hz, kit.kick_decay);
+    // Beater click: a few milliseconds of decaying higher tone.
+    tone(out, amp * 0.3 * kit.kick_click, 1200.0, 800.0, 0.006);
+}
+
+fn snare(out: &mut [f32], amp: f32, kit: &Kit, noise: &mut Noise) {
+    tone(out, amp * 0.5, 240.0, 180.0, 0.08);
+    let mut hp = Svf::new(1800.0, 0.7);
+    let k = super::env::decay_coef(kit.snare_decay);
+    let mut a = amp * 0.6;
+    for o in out.iter_mut().take(((kit.snare_decay + 0.1) * SR) as usize) {
+        *o += a * hp.high(noise.next());
+        a *= k;
+    }
+}
+
+fn clap(out: &mut [f32], amp: f32, noise: &mut Noise) {
+    let mut bp = Svf::new(1200.0, 1.5);
+    let n = (0.3 * SR) as usize;
+    let k = super::env::decay_coef(0.18);
+    let mut tail = amp * 0.7;
+    for (i, o) in out.iter_mut().take(n).enumerate() {
+        let t = i as f32 / SR;
+        // Three quick claps, then the room.
+        let burst = if t < 0.03 {
+            1.0 - ((t * 100.0).fract())
+        } else {
+            0.0
+        };
+        let env = if t < 0.03 { burst * amp } else { tail };
+        if t >= 0.03 {
+            tail *= k;
+        }
+        *o += env * bp.band_norm(noise.next());
+    }
+}
+
+/// Hats, shakers and cymbals: high-passed noise with a fast decay.
+fn metal(out: &mut [f32], amp: f32, hz: f32, decay: f32, noise: &mut Noise) {
+    let mut hp = Svf::new(hz, 0.9);
+    let k = super::env::decay_coef(decay);
+    let mut a = amp;
+    for o in out.iter_mut().take(((decay + 0.05) * SR) as usize) {
+        *o += a * hp.high(noise.next());
+        a *= k;
+    }
+}
+
+fn ride(out: &mut [f32], amp: f32, noise: &mut Noise) {
+    metal(out, amp * 0.5, 7000.0, 0.6, noise);
+    // The bell: two inharmonic partials.
+    let k = super::env::decay_coef(0.7);
+    let mut a = amp * 0.3;
+    for (i, o) in out.iter_mut().take((0.8 * SR) as usize).enumerate() {
+        let t = i as f32 / SR;
+        *o += a * (sin_cycles(t * 2980.0) + 0.6 * sin_cycles(t * 4130.0));
+        a *= k;
+    }
+}

@@ -1,0 +1,200 @@
+//! gRPC plumbing: a server layer that scopes every call in its trace context, logs
+//! it and records Prometheus metrics, and a client interceptor that passes the
+//! context on.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tracing::Instrument;
+
+use crate::trace::{self, REQUEST_ID, TRACEPARENT, TraceContext};
+
+/// Metric names, following Prometheus conventions (base units, `_total` counters).
+pub const REQUESTS_TOTAL: &str = "cadenza_grpc_server_requests_total";
+pub const REQUEST_DURATION: &str = "cadenza_grpc_server_request_duration_seconds";
+
+/// Wraps a gRPC server: trace context, request span, metrics.
+#[derive(Debug, Clone)]
+pub struct GrpcTelemetryLayer {
+    service: &'static str,
+}
+
+impl GrpcTelemetryLayer {
+    /// `service` names the Cadenza service in metrics (`gateway`, `project`, ...).
+    pub fn new(service: &'static str) -> Self {
+        Self { service }
+    }
+}
+
+impl<S> tower::Layer<S> for GrpcTelemetryLayer {
+    type Service = GrpcTelemetry<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        GrpcTelemetry {
+            inner,
+            service: self.service,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct GrpcTelemetry<S> {
+    inner: S,
+    service: &'static str,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, ResB> tower::Service<http::Request<B>> for GrpcTelemetry<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+    B: Send + 'static,
+    ResB: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        // Take the service that was polled ready and leave a fresh clone behind.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let service = self.service;
+        let method = request.uri().path().to_owned();
+        let context = context_from_headers(request.headers());
+        let span = tracing::info_span!(
+            "grpc",
+            service,
+            method = %method,
+            request_id = %context.request_id,
+            trace_id = %context.trace_id,
+        );
+        let request_id = context.request_id.clone();
+        Box::pin(
+            trace::scope(context, async move {
+                let started = Instant::now();
+                let result = inner.call(request).await;
+                let code = match &result {
+                    Ok(response) => grpc_code(response.headers()),
+                    Err(_) => "UNAVAILABLE",
+                };
+                let elapsed = started.elapsed().as_secs_f64();
+                let labels = [
+                    ("service", service.to_owned()),
+                    ("method", method.clone()),
+                    ("code", code.to_owned()),
+                ];
+                metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+                metrics::histogram!(REQUEST_DURATION, &labels).record(elapsed);
+                tracing::debug!(code, elapsed_ms = elapsed * 1e3, "rpc finished");
+                result.map(|mut response| {
+                    if let Ok(value) = http::HeaderValue::from_str(&request_id) {
+                        response.headers_mut().insert(REQUEST_ID, value);
+                    }
+                    response
+                })
+            })
+            .instrument(span),
+        )
+    }
+}
+
+/// The call's context from its headers, or a new root trace.
+pub fn context_from_headers(headers: &http::HeaderMap) -> TraceContext {
+    let request_id = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok());
+    headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| TraceContext::from_traceparent(v, request_id))
+        .unwrap_or_else(|| {
+            let mut root = TraceContext::new_root();
+            if let Some(id) = request_id.filter(|id| trace::valid_request_id(id)) {
+                id.clone_into(&mut root.request_id);
+            }
+            root
+        })
+}
+
+/// A unary error comes back "trailers-only", its status in the headers; a success
+/// puts it in the trailers, which this layer does not wait for, so absent means OK.
+fn grpc_code(headers: &http::HeaderMap) -> &'static str {
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or(0);
+    code_name(tonic::Code::from_i32(code))
+}
+
+/// Upper-case gRPC code names, as used in metric labels.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// Writes the current trace context (a child span of it) into outgoing metadata.
+pub fn inject(metadata: &mut MetadataMap) {
+    let context = trace::current_or_new().child();
+    if let Ok(value) = MetadataValue::try_from(context.traceparent()) {
+        metadata.insert(TRACEPARENT, value);
+    }
+    if let Ok(value) = MetadataValue::try_from(context.request_id.as_str()) {
+        metadata.insert(REQUEST_ID, value);
+    }
+}
+
+/// Client interceptor passing the trace context on with every call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TraceInterceptor;
+
+impl tonic::service::Interceptor for TraceInterceptor {
+    fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        inject(request.metadata_mut());
+        Ok(request)
+    }
+}
+
+/// A channel to another service, with the trace interceptor applied.
+pub type TracedChannel =
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TraceInterceptor>;
+
+/// Connects lazily to `url` (`http://host:port`): the first call dials, and a
+/// service starting before its peers does not fail.
+pub fn lazy_channel(url: &str) -> Result<TracedChannel, tonic::transport::Error> {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy();
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        TraceInterceptor,
+    ))
+}

@@ -1,0 +1,110 @@
+//! The gRPC services `project` serves to the gateway.
+//!
+//! The caller's identity arrives in the `x-cadenza-subject` metadata, set by the
+//! gateway after it verified the caller's token. `project` is reachable only inside
+//! the mesh (NetworkPolicy, mTLS when configured); it never verifies tokens itself.
+
+pub mod assets;
+pub mod convert;
+pub mod projects;
+pub mod tracks;
+pub mod validate;
+
+use std::sync::Arc;
+
+use cadenza_db::{Pool, PooledConnection};
+use cadenza_proto::v1::storage_service_client::StorageServiceClient;
+use cadenza_telemetry::grpc::TracedChannel;
+use tokio::sync::Notify;
+use tonic::Request;
+
+use crate::error::{ApiError, ApiResult};
+use crate::orchestrator::Orchestrator;
+use crate::watch::WatchHub;
+
+/// Metadata carrying the authenticated subject, from the gateway.
+pub const SUBJECT_HEADER: &str = "x-cadenza-subject";
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub pool: Pool,
+    pub orchestrator: Orchestrator,
+    pub relay_wake: Arc<Notify>,
+    pub hub: WatchHub,
+    pub storage: StorageServiceClient<TracedChannel>,
+    pub max_duration_seconds: u32,
+}
+
+impl Shared {
+    pub async fn conn(&self) -> ApiResult<PooledConnection> {
+        Ok(self.pool.get().await?)
+    }
+}
+
+/// The subject the gateway authenticated.
+pub fn caller<T>(request: &Request<T>) -> ApiResult<String> {
+    request
+        .metadata()
+        .get(SUBJECT_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| cadenza_auth_subject_ok(s))
+        .map(str::to_owned)
+        .ok_or_else(|| ApiError::Unauthenticated("the request carries no authenticated caller".into()))
+}
+
+fn cadenza_auth_subject_ok(subject: &str) -> bool {
+    (1..=64).contains(&subject.len())
+        && subject.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+        && !subject.starts_with('.')
+}
+
+/// Runs `f` with the idempotency key `(owner, method, request_id)` claimed for
+/// `resource` in the caller's transaction. Returns the resource of an earlier
+/// request with the same key instead when there is one.
+pub async fn claim_request(
+    conn: &mut cadenza_db::AsyncPgConnection,
+    owner: &str,
+    method: &str,
+    request_id: &str,
+    request_hash: &str,
+    resource: uuid::Uuid,
+) -> ApiResult<Option<uuid::Uuid>> {
+    use cadenza_db::schema::idempotency_keys as keys;
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    // A concurrent claim of the same key waits here until the other transaction
+    // ends, then sees its row: so 50 identical requests make exactly one resource.
+    let inserted = diesel::insert_into(keys::table)
+        .values((
+            keys::owner.eq(owner),
+            keys::method.eq(method),
+            keys::request_id.eq(request_id),
+            keys::request_hash.eq(request_hash),
+            keys::resource_id.eq(resource),
+        ))
+        .on_conflict_do_nothing()
+        .execute(conn)
+        .await?;
+    if inserted == 1 {
+        return Ok(None);
+    }
+    let (hash, existing): (String, uuid::Uuid) = keys::table
+        .find((owner, method, request_id))
+        .select((keys::request_hash, keys::resource_id))
+        .first(conn)
+        .await?;
+    if hash != request_hash {
+        return Err(ApiError::AlreadyExists(
+            "REQUEST_ID_REUSED",
+            "this request_id was already used for a different request".into(),
+        ));
+    }
+    Ok(Some(existing))
+}
+
+/// Hex SHA-256 of a request's encoding, to tell a retry from a different request.
+pub fn request_hash(message: &impl prost::Message) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(message.encode_to_vec()))
+}

@@ -1,0 +1,390 @@
+//! `cadenza.v1.ProjectService`.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use base64::Engine;
+use cadenza_proto::names::{ProjectName, ProjectOrRun};
+use cadenza_proto::v1::{self, project_service_server::ProjectService};
+use diesel_async::AsyncConnection;
+use futures::Stream;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::validate::{self, Limits};
+use super::{Shared, caller, claim_request, convert, request_hash};
+use crate::domain::{RunState, StageKind};
+use crate::error::{ApiError, ApiResult};
+use crate::store::models::RunRow;
+use crate::store::{events, projects, runs};
+
+pub struct ProjectApi {
+    pub shared: Shared,
+}
+
+fn name_error(field: &str, err: cadenza_proto::names::NameError) -> ApiError {
+    ApiError::invalid(field, err.to_string())
+}
+
+impl ProjectApi {
+    fn limits(&self) -> Limits {
+        Limits { max_duration_seconds: self.shared.max_duration_seconds }
+    }
+
+    /// The run a name means: the run itself, or the project's latest.
+    pub(crate) async fn resolve_run(
+        conn: &mut cadenza_db::AsyncPgConnection,
+        owner: &str,
+        target: ProjectOrRun,
+    ) -> ApiResult<RunRow> {
+        let project = projects::find(conn, owner, target.project())
+            .await?
+            .ok_or_else(|| ApiError::project_not_found(format!("projects/{}", target.project())))?;
+        let run_id = match target {
+            ProjectOrRun::Run(run) => run.run,
+            ProjectOrRun::Project(_) => project.latest_run_id.ok_or_else(|| {
+                ApiError::NotFound("RUN_NOT_FOUND", "this project has never been generated".into())
+            })?,
+        };
+        runs::find(conn, owner, run_id)
+            .await?
+            .filter(|r| r.project_id == project.id)
+            .ok_or_else(|| ApiError::NotFound("RUN_NOT_FOUND", format!("run `{run_id}` does not exist")))
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = Result<v1::StageEvent, Status>> + Send>>;
+
+/// Watchers re-read the log this often even without a notification.
+const WATCH_POLL: Duration = Duration::from_secs(2);
+const WATCH_BATCH: i64 = 500;
+
+#[tonic::async_trait]
+impl ProjectService for ProjectApi {
+    async fn create_project(&self, request: Request<v1::CreateProjectRequest>) -> Result<Response<v1::Project>, Status> {
+        let owner = caller(&request)?;
+        let request = request.into_inner();
+        let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
+        let project = request.project.unwrap_or_default();
+        let fields = validate::new_project(&project, &self.limits())?;
+        let hash = request_hash(&project);
+        let mut conn = self.shared.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                let id = Uuid::now_v7();
+                if let Some(request_id) = &request_id {
+                    if let Some(existing) = claim_request(conn, &owner, "CreateProject", request_id, &hash, id).await? {
+                        return projects::find(conn, &owner, existing)
+                            .await?
+                            .ok_or_else(|| ApiError::project_not_found(format!("projects/{existing}")));
+                    }
+                }
+                Ok::<_, ApiError>(projects::insert(conn, id, &owner, &fields).await?)
+            })
+            .await?;
+        tracing::info!(project_id = %row.id, "project created");
+        Ok(Response::new(convert::project(&row)))
+    }
+
+    async fn get_project(&self, request: Request<v1::GetProjectRequest>) -> Result<Response<v1::Project>, Status> {
+        let owner = caller(&request)?;
+        let name = ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let mut conn = self.shared.conn().await?;
+        let row = projects::find(&mut conn, &owner, name.0)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::project_not_found(name))?;
+        Ok(Response::new(convert::project(&row)))
+    }
+
+    async fn list_projects(&self, request: Request<v1::ListProjectsRequest>) -> Result<Response<v1::ListProjectsResponse>, Status> {
+        let owner = caller(&request)?;
+        let request = request.into_inner();
+        let size = validate::page_size(request.page_size, 20, 100)?;
+        let after = decode_page_token(&request.page_token)?;
+        let mut conn = self.shared.conn().await?;
+        let mut rows = projects::list(&mut conn, &owner, after, size + 1).await.map_err(ApiError::from)?;
+        let next_page_token = if rows.len() as i64 > size {
+            rows.truncate(size as usize);
+            rows.last().map(|r| encode_page_token(r.created_at, r.id)).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListProjectsResponse {
+            projects: rows.iter().map(convert::project).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn update_project(&self, request: Request<v1::UpdateProjectRequest>) -> Result<Response<v1::Project>, Status> {
+        let owner = caller(&request)?;
+        let request = request.into_inner();
+        let patch = request.project.unwrap_or_default();
+        let name = ProjectName::parse(&patch.name).map_err(|e| name_error("project.name", e))?;
+        let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
+        if paths.is_empty() {
+            return Err(ApiError::invalid("update_mask", "name at least one field to update").into());
+        }
+        let limits = self.limits();
+        let mut conn = self.shared.conn().await?;
+        let row = conn
+            .transaction(async |conn| {
+                let current = projects::lock(conn, &owner, name.0).await?.ok_or_else(|| ApiError::project_not_found(name))?;
+                let mut fields = projects::ProjectFields {
+                    title: current.title.clone(),
+                    prompt: current.prompt.clone(),
+                    duration_seconds: current.duration_seconds,
+                    has_vocals: current.has_vocals,
+                    style_strength: current.style_strength,
+                    seed: current.seed,
+                    lyrics: current.lyrics.clone(),
+                };
+                let mut violations = Vec::new();
+                for path in &paths {
+                    let field = format!("project.{path}");
+                    match path.as_str() {
+                        "title" => fields.title = validate::title(&patch.title, &fields.prompt, &field, &mut violations),
+                        "prompt" => fields.prompt = validate::prompt(&patch.prompt, &field, &mut violations),
+                        "duration_seconds" => fields.duration_seconds = validate::duration(patch.duration_seconds, &field, &limits, &mut violations),
+                        "has_vocals" => fields.has_vocals = patch.has_vocals,
+                        "style_strength" => fields.style_strength = validate::style_strength(patch.style_strength, &field, &mut violations),
+                        "seed" => fields.seed = patch.seed.map(|s| s as i64),
+                        "lyrics" => fields.lyrics = validate::lyrics(patch.lyrics.as_deref(), &field, &mut violations),
+                        other => violations.push(cadenza_runtime::status::Violation::new(
+                            "update_mask",
+                            format!("`{other}` cannot be updated; use title, prompt, duration_seconds, has_vocals, style_strength, seed or lyrics"),
+                        )),
+                    }
+                }
+                if !violations.is_empty() {
+                    return Err(ApiError::Invalid(violations));
+                }
+                Ok(projects::update_fields(conn, current.id, &fields).await?)
+            })
+            .await?;
+        Ok(Response::new(convert::project(&row)))
+    }
+
+    async fn delete_project(&self, request: Request<v1::DeleteProjectRequest>) -> Result<Response<()>, Status> {
+        let owner = caller(&request)?;
+        let name = ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let orchestrator = self.shared.orchestrator.clone();
+        let mut conn = self.shared.conn().await?;
+        conn.transaction(async |conn| {
+            let project = projects::lock(conn, &owner, name.0).await?.ok_or_else(|| ApiError::project_not_found(name))?;
+            if let Some(run_id) = project.latest_run_id {
+                let run = runs::get(conn, run_id).await?;
+                if RunState::parse(&run.state).is_some_and(|s| !s.is_terminal()) {
+                    orchestrator.finish_run(conn, &run, RunState::Cancelled, None).await?;
+                }
+            }
+            projects::soft_delete(conn, project.id).await?;
+            Ok::<_, ApiError>(())
+        })
+        .await?;
+        // The rows are gone from every view; the bytes go now. A failure here only
+        // leaves objects for the storage sweep, never a visible half-deleted project.
+        let mut storage = self.shared.storage.clone();
+        if let Err(err) = storage
+            .delete_project_objects(v1::DeleteProjectObjectsRequest { owner: owner.clone(), project_id: name.0.to_string() })
+            .await
+        {
+            tracing::warn!(project_id = %name.0, error = %err, "deleting project objects failed; left for the sweep");
+        }
+        Ok(Response::new(()))
+    }
+
+    async fn generate_song(&self, request: Request<v1::GenerateSongRequest>) -> Result<Response<v1::Run>, Status> {
+        let owner = caller(&request)?;
+        let request = request.into_inner();
+        let name = ProjectName::parse(&request.name).map_err(|e| name_error("name", e))?;
+        let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
+        let hash = request_hash(&v1::GenerateSongRequest { name: request.name.clone(), request_id: String::new() });
+        let orchestrator = self.shared.orchestrator.clone();
+        let mut conn = self.shared.conn().await?;
+        let (run, stages) = conn
+            .transaction(async |conn| {
+                let project = projects::lock(conn, &owner, name.0).await?.ok_or_else(|| ApiError::project_not_found(name))?;
+                let run_id = Uuid::now_v7();
+                if let Some(request_id) = &request_id {
+                    if let Some(existing) = claim_request(conn, &owner, "GenerateSong", request_id, &hash, run_id).await? {
+                        let run = runs::get(conn, existing).await?;
+                        let stages = runs::stages_of(conn, existing).await?;
+                        return Ok::<_, ApiError>((run, stages));
+                    }
+                }
+                let run = orchestrator.start_run(conn, &project, run_id).await?;
+                let stages = runs::stages_of(conn, run.id).await?;
+                Ok((run, stages))
+            })
+            .await?;
+        self.shared.relay_wake.notify_one();
+        tracing::info!(run_id = %run.id, project_id = %run.project_id, "generation started");
+        Ok(Response::new(convert::run(&run, &stages)))
+    }
+
+    async fn cancel_generation(&self, request: Request<v1::CancelGenerationRequest>) -> Result<Response<v1::Run>, Status> {
+        let owner = caller(&request)?;
+        let target = ProjectOrRun::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let orchestrator = self.shared.orchestrator.clone();
+        let mut conn = self.shared.conn().await?;
+        let (run, stages) = conn
+            .transaction(async |conn| {
+                projects::lock(conn, &owner, target.project())
+                    .await?
+                    .ok_or_else(|| ApiError::project_not_found(format!("projects/{}", target.project())))?;
+                let run = Self::resolve_run(conn, &owner, target).await?;
+                if RunState::parse(&run.state).is_some_and(|s| !s.is_terminal()) {
+                    orchestrator.finish_run(conn, &run, RunState::Cancelled, None).await?;
+                }
+                let run = runs::get(conn, run.id).await?;
+                let stages = runs::stages_of(conn, run.id).await?;
+                Ok::<_, ApiError>((run, stages))
+            })
+            .await?;
+        Ok(Response::new(convert::run(&run, &stages)))
+    }
+
+    async fn get_project_status(&self, request: Request<v1::GetProjectStatusRequest>) -> Result<Response<v1::ProjectStatus>, Status> {
+        let owner = caller(&request)?;
+        let name = ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let mut conn = self.shared.conn().await?;
+        let project = projects::find(&mut conn, &owner, name.0).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::project_not_found(name))?;
+        let status = crate::status::project_status(&mut conn, &project).await?;
+        Ok(Response::new(status))
+    }
+
+    type WatchProjectStream = EventStream;
+
+    async fn watch_project(&self, request: Request<v1::WatchProjectRequest>) -> Result<Response<Self::WatchProjectStream>, Status> {
+        let owner = caller(&request)?;
+        let request = request.into_inner();
+        let name = ProjectName::parse(&request.name).map_err(|e| name_error("name", e))?;
+        if request.after_event_id < 0 {
+            return Err(ApiError::invalid("after_event_id", "must be 0 or a positive event id").into());
+        }
+        {
+            let mut conn = self.shared.conn().await?;
+            projects::find(&mut conn, &owner, name.0).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::project_not_found(name))?;
+        }
+        // Subscribe before the first read, so nothing committed in between is missed.
+        let mut notifications = self.shared.hub.subscribe();
+        let pool = self.shared.pool.clone();
+        let project_id = name.0;
+        let mut last = request.after_event_id;
+        let stream = async_stream::try_stream! {
+            loop {
+                let batch = {
+                    let mut conn = pool.get().await.map_err(|e| Status::from(ApiError::from(e)))?;
+                    events::after(&mut conn, project_id, last, WATCH_BATCH).await.map_err(|e| Status::from(ApiError::from(e)))?
+                };
+                let full = batch.len() as i64 == WATCH_BATCH;
+                for row in &batch {
+                    last = row.seq;
+                    yield convert::event(row);
+                }
+                if full {
+                    continue;
+                }
+                // Wait for news of this project, or poll anyway after a while.
+                let closed = wait_for_news(&mut notifications, project_id).await;
+                if closed {
+                    Err(cadenza_runtime::status::unavailable("the service is shutting down"))?;
+                }
+            }
+        };
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn list_job_logs(&self, request: Request<v1::ListJobLogsRequest>) -> Result<Response<v1::ListJobLogsResponse>, Status> {
+        use cadenza_db::schema::job_logs;
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        let owner = caller(&request)?;
+        let request = request.into_inner();
+        let target = ProjectOrRun::parse(&request.parent).map_err(|e| name_error("parent", e))?;
+        let size = validate::page_size(request.page_size, 100, 1000)?;
+        let after: i64 = if request.page_token.is_empty() {
+            0
+        } else {
+            decode_token_text(&request.page_token)
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| ApiError::invalid("page_token", "this page token is not valid"))?
+        };
+        let mut conn = self.shared.conn().await?;
+        let run = Self::resolve_run(&mut conn, &owner, target).await?;
+        let rows: Vec<(i64, String, i32, i16, String, chrono::DateTime<chrono::Utc>)> = job_logs::table
+            .filter(job_logs::run_id.eq(run.id))
+            .filter(job_logs::id.gt(after))
+            .order(job_logs::id.asc())
+            .limit(size + 1)
+            .select((job_logs::id, job_logs::stage_kind, job_logs::attempt, job_logs::severity, job_logs::message, job_logs::logged_at))
+            .load(&mut conn)
+            .await
+            .map_err(ApiError::from)?;
+        let more = rows.len() as i64 > size;
+        let rows = &rows[..rows.len().min(size as usize)];
+        Ok(Response::new(v1::ListJobLogsResponse {
+            next_page_token: if more { rows.last().map(|r| encode_token_text(&r.0.to_string())).unwrap_or_default() } else { String::new() },
+            logs: rows
+                .iter()
+                .map(|(_, kind, attempt, severity, message, at)| v1::JobLog {
+                    stage_kind: StageKind::parse(kind).map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
+                    attempt: u32::try_from(*attempt).unwrap_or(0),
+                    severity: i32::from(*severity),
+                    message: message.clone(),
+                    log_time: Some(cadenza_proto::timestamp(*at)),
+                })
+                .collect(),
+        }))
+    }
+}
+
+/// Waits for a notification about `project_id` or the poll interval; true when
+/// the hub is gone (shutdown).
+async fn wait_for_news(notifications: &mut tokio::sync::broadcast::Receiver<Uuid>, project_id: Uuid) -> bool {
+    use tokio::sync::broadcast::error::RecvError;
+    let deadline = tokio::time::sleep(WATCH_POLL);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            () = &mut deadline => return false,
+            received = notifications.recv() => match received {
+                Ok(id) if id == project_id => return false,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return false,
+                Err(RecvError::Closed) => return true,
+            },
+        }
+    }
+}
+
+/// Page tokens are opaque to clients: base64 of our own cursor text.
+pub(crate) fn encode_token_text(text: &str) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+pub(crate) fn decode_token_text(token: &str) -> Option<String> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+}
+
+fn encode_page_token(time: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+    encode_token_text(&format!("{}|{id}", time.timestamp_micros()))
+}
+
+fn decode_page_token(token: &str) -> ApiResult<Option<(chrono::DateTime<chrono::Utc>, Uuid)>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    decode_token_text(token)
+        .and_then(|text| {
+            let (micros, id) = text.split_once('|')?;
+            let time = chrono::DateTime::from_timestamp_micros(micros.parse().ok()?)?;
+            Some((time, Uuid::parse_str(id).ok()?))
+        })
+        .map(Some)
+        .ok_or_else(|| ApiError::invalid("page_token", "this page token is not valid; start again without one"))
+}

@@ -1,0 +1,71 @@
+//! The one error type of the project service, and its one mapping to gRPC statuses.
+
+use cadenza_runtime::status::{self, Violation};
+use tonic::{Code, Status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("invalid request")]
+    Invalid(Vec<Violation>),
+    #[error("{1}")]
+    NotFound(&'static str, String),
+    #[error("{1}")]
+    FailedPrecondition(&'static str, String),
+    #[error("{1}")]
+    AlreadyExists(&'static str, String),
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("database error: {0}")]
+    Database(#[from] diesel::result::Error),
+    #[error("database pool: {0}")]
+    Pool(String),
+    #[error("storage: {0}")]
+    Storage(Status),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, description: impl Into<String>) -> Self {
+        Self::Invalid(vec![Violation::new(field, description)])
+    }
+
+    pub fn project_not_found(name: impl std::fmt::Display) -> Self {
+        Self::NotFound("PROJECT_NOT_FOUND", format!("project `{name}` does not exist"))
+    }
+}
+
+impl From<cadenza_db::pool::PoolErrorAlias> for ApiError {
+    fn from(err: cadenza_db::pool::PoolErrorAlias) -> Self {
+        Self::Pool(err.to_string())
+    }
+}
+
+impl From<ApiError> for Status {
+    fn from(err: ApiError) -> Self {
+        match err {
+            ApiError::Invalid(violations) => status::invalid_argument(violations),
+            ApiError::NotFound(reason, message) => status::not_found(reason, message),
+            ApiError::FailedPrecondition(reason, message) => status::failed_precondition(reason, message),
+            ApiError::AlreadyExists(reason, message) => status::with_reason(Code::AlreadyExists, reason, message),
+            ApiError::Unauthenticated(message) => status::unauthenticated(message),
+            ApiError::Database(diesel::result::Error::NotFound) => {
+                status::not_found("NOT_FOUND", "the requested resource does not exist")
+            }
+            ApiError::Database(diesel::result::Error::DatabaseError(
+                diesel::result::DatabaseErrorKind::ClosedConnection,
+                _,
+            ))
+            | ApiError::Pool(_) => {
+                tracing::warn!(error = %err, "database unavailable");
+                status::unavailable("the database is unavailable; try again shortly")
+            }
+            ApiError::Storage(status) if status.code() == Code::Unavailable => {
+                status::unavailable("storage is unavailable; try again shortly")
+            }
+            other => status::internal(&other),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

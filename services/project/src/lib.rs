@@ -1,0 +1,130 @@
+#![doc = include_str!("../README.md")]
+
+pub mod api;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod orchestrator;
+pub mod relay;
+pub mod status;
+pub mod store;
+pub mod updates;
+pub mod watch;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use cadenza_proto::v1::{
+    asset_service_server::AssetServiceServer, project_service_server::ProjectServiceServer,
+    storage_service_client::StorageServiceClient, track_service_server::TrackServiceServer,
+};
+use cadenza_queue::{Publisher, Topology};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// Stage updates handled at once.
+const UPDATE_PREFETCH: u16 = 64;
+
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding {}", config.grpc_addr))?,
+            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+        })
+    }
+}
+
+/// Runs the project service until `shutdown`. Migrations are not applied here:
+/// `migrate` (or the dev runner) does that first.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let mut db_config = cadenza_db::DbConfig::new(&config.database_url, "cadenza-project");
+    db_config.max_connections = config.db_pool_size;
+    let pool = cadenza_db::build_pool(&db_config)?;
+    let topology = Topology::new(&config.queue_prefix);
+    let publisher = Arc::new(Publisher::new(&config.amqp_url, "cadenza-project", topology.clone()));
+    let relay_wake = Arc::new(Notify::new());
+    let hub = watch::WatchHub::new();
+    let orchestrator = orchestrator::Orchestrator {
+        max_attempts: i32::try_from(config.max_attempts).unwrap_or(3),
+        exchange: topology.exchange(),
+    };
+    let storage = StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?);
+    let shared = api::Shared {
+        pool: pool.clone(),
+        orchestrator: orchestrator.clone(),
+        relay_wake: relay_wake.clone(),
+        hub: hub.clone(),
+        storage,
+        max_duration_seconds: config.max_duration_seconds,
+    };
+
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(relay::run(pool.clone(), publisher.clone(), relay_wake.clone(), shutdown.clone()));
+    tasks.spawn(hub.listen(config.database_url.clone(), shutdown.clone()));
+    {
+        let (pool, orchestrator, wake) = (pool.clone(), orchestrator.clone(), relay_wake.clone());
+        let (url, queue, topology, stop) = (config.amqp_url.clone(), topology.update_queue(), topology.clone(), shutdown.clone());
+        tasks.spawn(async move {
+            cadenza_queue::consume(&url, "cadenza-project-updates", &topology, &queue, UPDATE_PREFETCH, stop, move |incoming| {
+                updates::handle(pool.clone(), orchestrator.clone(), wake.clone(), incoming)
+            })
+            .await;
+        });
+    }
+
+    let (health, health_service) = cadenza_runtime::Health::new(vec![
+        "cadenza.v1.ProjectService",
+        "cadenza.v1.TrackService",
+        "cadenza.v1.AssetService",
+    ]);
+    let probe_pool = pool.clone();
+    let probe_publisher = publisher.clone();
+    tasks.spawn(health.track(
+        vec![
+            ("postgres", cadenza_runtime::probe(move || {
+                let pool = probe_pool.clone();
+                async move { cadenza_db::pool::ping(&pool).await }
+            })),
+            ("rabbitmq", cadenza_runtime::probe(move || {
+                let publisher = probe_publisher.clone();
+                async move { publisher.ping().await }
+            })),
+        ],
+        shutdown.clone(),
+    ));
+    if let Some(admin) = listeners.admin {
+        let stop = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(err) = cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await {
+                tracing::warn!(error = %err, "admin endpoint stopped");
+            }
+        });
+    }
+    let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "project serving");
+    tonic::transport::Server::builder()
+        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("project"))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ProjectServiceServer::new(api::projects::ProjectApi { shared: shared.clone() }))
+        .add_service(TrackServiceServer::new(api::tracks::TrackApi { shared: shared.clone() }))
+        .add_service(AssetServiceServer::new(api::assets::AssetApi { shared }))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listeners.grpc),
+            shutdown.clone().cancelled_owned(),
+        )
+        .await
+        .context("project gRPC server")?;
+    shutdown.cancel();
+    while tasks.join_next().await.is_some() {}
+    Ok(())
+}

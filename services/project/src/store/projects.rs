@@ -1,0 +1,161 @@
+//! Projects: one owner each; soft-deleted rows are invisible to every query here.
+
+use cadenza_db::schema::projects;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use uuid::Uuid;
+
+use super::models::ProjectRow;
+
+/// A validated project, ready to insert or to apply.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectFields {
+    pub title: String,
+    pub prompt: String,
+    pub duration_seconds: i32,
+    pub has_vocals: bool,
+    pub style_strength: f32,
+    pub seed: Option<i64>,
+    pub lyrics: Option<String>,
+}
+
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    owner: &str,
+    fields: &ProjectFields,
+) -> QueryResult<ProjectRow> {
+    diesel::insert_into(projects::table)
+        .values((
+            projects::id.eq(id),
+            projects::owner.eq(owner),
+            projects::title.eq(&fields.title),
+            projects::prompt.eq(&fields.prompt),
+            projects::duration_seconds.eq(fields.duration_seconds),
+            projects::has_vocals.eq(fields.has_vocals),
+            projects::style_strength.eq(fields.style_strength),
+            projects::seed.eq(fields.seed),
+            projects::lyrics.eq(&fields.lyrics),
+        ))
+        .returning(ProjectRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+/// The owner's live project, or `None` (someone else's answers the same as missing).
+pub async fn find(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryResult<Option<ProjectRow>> {
+    projects::table
+        .filter(projects::id.eq(id))
+        .filter(projects::owner.eq(owner))
+        .filter(projects::deleted_at.is_null())
+        .select(ProjectRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Like [`find`], locking the row until the transaction ends. Every transaction
+/// that changes a project's runs takes this lock first, so they never deadlock.
+pub async fn lock(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryResult<Option<ProjectRow>> {
+    projects::table
+        .filter(projects::id.eq(id))
+        .filter(projects::owner.eq(owner))
+        .filter(projects::deleted_at.is_null())
+        .select(ProjectRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Locks a project by id alone (for internal callers that hold its id from a run).
+pub async fn lock_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<ProjectRow> {
+    projects::table
+        .find(id)
+        .select(ProjectRow::as_select())
+        .for_update()
+        .first(conn)
+        .await
+}
+
+/// One page of the owner's projects, newest first, after the keyset `after`.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    after: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> QueryResult<Vec<ProjectRow>> {
+    let mut query = projects::table
+        .filter(projects::owner.eq(owner))
+        .filter(projects::deleted_at.is_null())
+        .order((projects::created_at.desc(), projects::id.desc()))
+        .limit(limit)
+        .select(ProjectRow::as_select())
+        .into_boxed();
+    if let Some((time, id)) = after {
+        query = query.filter(
+            projects::created_at
+                .lt(time)
+                .or(projects::created_at.eq(time).and(projects::id.lt(id))),
+        );
+    }
+    query.load(conn).await
+}
+
+pub async fn update_fields(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    fields: &ProjectFields,
+) -> QueryResult<ProjectRow> {
+    diesel::update(projects::table.find(id))
+        .set((
+            projects::title.eq(&fields.title),
+            projects::prompt.eq(&fields.prompt),
+            projects::duration_seconds.eq(fields.duration_seconds),
+            projects::has_vocals.eq(fields.has_vocals),
+            projects::style_strength.eq(fields.style_strength),
+            projects::seed.eq(fields.seed),
+            projects::lyrics.eq(&fields.lyrics),
+            projects::updated_at.eq(diesel::dsl::now),
+        ))
+        .returning(ProjectRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn set_state(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    state: &str,
+    latest_run: Option<Uuid>,
+) -> QueryResult<()> {
+    let target = projects::table.find(id);
+    match latest_run {
+        Some(run) => {
+            diesel::update(target)
+                .set((
+                    projects::state.eq(state),
+                    projects::latest_run_id.eq(run),
+                    projects::updated_at.eq(diesel::dsl::now),
+                ))
+                .execute(conn)
+                .await?
+        }
+        None => {
+            diesel::update(target)
+                .set((projects::state.eq(state), projects::updated_at.eq(diesel::dsl::now)))
+                .execute(conn)
+                .await?
+        }
+    };
+    Ok(())
+}
+
+pub async fn soft_delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<()> {
+    diesel::update(projects::table.find(id))
+        .set(projects::deleted_at.eq(diesel::dsl::now))
+        .execute(conn)
+        .await
+        .map(|_| ())
+}

@@ -1,0 +1,58 @@
+//! Consumes stage updates from `generation` and applies them.
+
+use std::sync::Arc;
+
+use cadenza_db::Pool;
+use cadenza_proto::v1::envelope::Body;
+use cadenza_queue::consume::{Handled, Incoming};
+use tokio::sync::Notify;
+
+use crate::error::ApiError;
+use crate::orchestrator::{Applied, Orchestrator};
+
+/// Handles one delivery: malformed messages are dead-lettered, database trouble
+/// requeues, everything else is applied (idempotently) and acked.
+pub async fn handle(pool: Pool, orchestrator: Orchestrator, relay_wake: Arc<Notify>, incoming: Incoming) -> Handled {
+    let (envelope, body) = match cadenza_queue::decode(&incoming.data) {
+        Ok(decoded) => decoded,
+        Err(err) => {
+            tracing::error!(error = %err, "dead-lettering an unreadable stage update");
+            return Handled::Reject;
+        }
+    };
+    let Body::StageUpdate(update) = body else {
+        tracing::error!("dead-lettering a message that is not a stage update");
+        return Handled::Reject;
+    };
+    let Ok(message_id) = uuid::Uuid::parse_str(&envelope.message_id) else {
+        tracing::error!("dead-lettering a stage update without a valid message id");
+        return Handled::Reject;
+    };
+    let context = cadenza_telemetry::trace::TraceContext::from_traceparent(&envelope.traceparent, None)
+        .unwrap_or_else(cadenza_telemetry::trace::TraceContext::new_root);
+    cadenza_telemetry::trace::scope(context.clone(), async move {
+        let mut conn = match pool.get().await {
+            Ok(conn) => conn,
+            Err(err) => {
+                tracing::warn!(error = %err, "no database connection; requeueing update");
+                return Handled::Requeue;
+            }
+        };
+        match orchestrator.apply_update(&mut conn, message_id, update).await {
+            Ok(Applied::Changed) => {
+                relay_wake.notify_one();
+                Handled::Ack
+            }
+            Ok(Applied::Ignored) => Handled::Ack,
+            Err(ApiError::Database(err)) => {
+                tracing::warn!(trace_id = %context.trace_id, error = %err, "applying update failed; requeueing");
+                Handled::Requeue
+            }
+            Err(err) => {
+                tracing::error!(trace_id = %context.trace_id, error = %err, "update cannot be applied; dead-lettering");
+                Handled::Reject
+            }
+        }
+    })
+    .await
+}

@@ -1,0 +1,71 @@
+//! Configuration of the storage service.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use cadenza_config::{Env, ExposeSecret, SecretString};
+
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50063";
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8090";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9093";
+pub const DEFAULT_DATA_DIR: &str = "./data";
+pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 1 << 30;
+/// HMAC-SHA256 wants at least its output size in key material.
+pub const MIN_SIGNING_KEY_BYTES: usize = 32;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    /// Base of signed URLs, as a browser reaches `http_addr`.
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub signing_key: SecretString,
+    pub max_object_bytes: u64,
+}
+
+impl Config {
+    pub fn from_env(env: &mut Env, dev_mode: bool) -> Self {
+        let http_addr = env.addr("CADENZA_STORAGE_HTTP_ADDR", DEFAULT_HTTP_ADDR);
+        let signing_key = match env.secret("CADENZA_URL_SIGNING_KEY") {
+            Some(key) if key.expose_secret().len() >= MIN_SIGNING_KEY_BYTES => key,
+            Some(_) => {
+                env.problem(
+                    "CADENZA_URL_SIGNING_KEY",
+                    format!("must be at least {MIN_SIGNING_KEY_BYTES} bytes"),
+                );
+                random_key()
+            }
+            None if dev_mode => random_key(),
+            None => {
+                env.problem("CADENZA_URL_SIGNING_KEY", "required outside dev mode");
+                random_key()
+            }
+        };
+        Self {
+            grpc_addr: env.addr("CADENZA_STORAGE_ADDR", DEFAULT_GRPC_ADDR),
+            http_addr,
+            admin_addr: env.addr("CADENZA_STORAGE_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
+            public_url: env
+                .string("CADENZA_STORAGE_PUBLIC_URL", &format!("http://{http_addr}"))
+                .trim_end_matches('/')
+                .to_owned(),
+            data_dir: PathBuf::from(env.string("CADENZA_DATA_DIR", DEFAULT_DATA_DIR)),
+            signing_key,
+            max_object_bytes: env.bounded(
+                "CADENZA_MAX_OBJECT_BYTES",
+                DEFAULT_MAX_OBJECT_BYTES,
+                1..=(64 << 30),
+            ),
+        }
+    }
+}
+
+fn random_key() -> SecretString {
+    SecretString::from(format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}

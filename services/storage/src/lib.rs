@@ -1,0 +1,97 @@
+#![doc = include_str!("../README.md")]
+
+pub mod config;
+pub mod grpc;
+pub mod http;
+pub mod keys;
+pub mod signing;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use cadenza_proto::v1::storage_service_server::StorageServiceServer;
+use object_store::ObjectStore;
+use object_store::local::LocalFileSystem;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// The sockets the service serves on, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub http: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding {}", config.grpc_addr))?,
+            http: TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?,
+            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+        })
+    }
+}
+
+/// Incoming gRPC messages may be larger than tonic's 4 MiB default only by a chunk.
+const MAX_MESSAGE_BYTES: usize = 4 << 20;
+
+/// Runs the storage service until `shutdown` is cancelled.
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let store: Arc<dyn ObjectStore> = Arc::new(
+        LocalFileSystem::new_with_prefix(&config.data_dir)
+            .context("opening the local object store")?
+            .with_automatic_cleanup(true),
+    );
+    let signer = signing::UrlSigner::new(config.signing_key.clone());
+    let api = grpc::StorageApi {
+        store: store.clone(),
+        signer: signer.clone(),
+        public_url: config.public_url.clone(),
+        max_object_bytes: config.max_object_bytes,
+    };
+
+    let (health, health_service) = cadenza_runtime::Health::new(vec!["cadenza.v1.StorageService"]);
+    let probe_dir = config.data_dir.clone();
+    tokio::spawn(health.track(
+        vec![(
+            "object store",
+            cadenza_runtime::probe(move || {
+                let dir = probe_dir.clone();
+                async move { tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) }
+            }),
+        )],
+        shutdown.clone(),
+    ));
+    let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+
+    if let Some(admin) = listeners.admin {
+        tokio::spawn(cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), shutdown.clone()));
+    }
+    let http_app = http::router(http::FileServer { store, signer });
+    let http_shutdown = shutdown.clone();
+    let http_task = tokio::spawn(async move {
+        axum::serve(listeners.http, http_app)
+            .with_graceful_shutdown(http_shutdown.cancelled_owned())
+            .await
+    });
+
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "storage serving");
+    tonic::transport::Server::builder()
+        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("storage"))
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(StorageServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES + 64 * 1024))
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listeners.grpc),
+            shutdown.cancelled_owned(),
+        )
+        .await
+        .context("storage gRPC server")?;
+    http_task.await.context("storage HTTP task")?.context("storage HTTP server")?;
+    Ok(())
+}
