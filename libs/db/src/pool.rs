@@ -52,15 +52,17 @@ pub fn build_pool(config: &DbConfig) -> anyhow::Result<Pool> {
                 .map_err(|_| {
                     ConnectionError::BadConnection("timed out connecting to Postgres".into())
                 })??;
-            // Values are ours (a service name and a number), never user input.
-            let set = format!(
-                "SET application_name = '{}'; SET statement_timeout = {statement_timeout_ms}",
-                name.replace('\'', "")
-            );
-            diesel::sql_query(set)
-                .execute(&mut conn)
-                .await
-                .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            // Values are ours (a service name and a number), never user input; one
+            // command per statement, as prepared statements require.
+            for set in [
+                format!("SET application_name = '{}'", name.replace('\'', "")),
+                format!("SET statement_timeout = {statement_timeout_ms}"),
+            ] {
+                diesel::sql_query(set)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+            }
             Ok(conn)
         }
         .boxed()

@@ -1,1 +1,142 @@
 #![doc = include_str!("../README.md")]
+
+pub mod testing;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// What differs between one mesh and another.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    pub database_url: String,
+    pub amqp_url: String,
+    pub queue_prefix: String,
+    /// Queues expire after this long unused (tests); `None` keeps them.
+    pub queue_expiry: Option<std::time::Duration>,
+    pub data_dir: PathBuf,
+    /// The gateway's public address; port 0 lets the OS choose.
+    pub gateway_addr: SocketAddr,
+    /// The storage service's HTTP address for signed URLs; port 0 lets the OS choose.
+    pub storage_http_addr: SocketAddr,
+    /// Bind admin (`/metrics`) ports at their defaults; off in tests.
+    pub admin_ports: bool,
+    pub worker_concurrency: u16,
+    pub env: cadenza_config::Env,
+}
+
+/// A running mesh.
+pub struct Mesh {
+    pub gateway_addr: SocketAddr,
+    pub storage_http_addr: SocketAddr,
+    shutdown: CancellationToken,
+    tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
+}
+
+async fn loopback() -> std::io::Result<TcpListener> {
+    TcpListener::bind("127.0.0.1:0").await
+}
+
+impl Mesh {
+    /// Applies migrations, then starts storage, project, generation and gateway.
+    pub async fn start(config: MeshConfig) -> anyhow::Result<Self> {
+        cadenza_db::migrate::run_pending(&config.database_url)
+            .await
+            .context("applying migrations")?;
+        let mut env = config.env.clone();
+        env.set("CADENZA_DATABASE_URL", &config.database_url);
+        env.set("CADENZA_AMQP_URL", &config.amqp_url);
+        env.set("CADENZA_QUEUE_PREFIX", &config.queue_prefix);
+        env.set("CADENZA_DATA_DIR", config.data_dir.display().to_string());
+        env.set("CADENZA_WORKER_CONCURRENCY", config.worker_concurrency.to_string());
+        if let Some(expiry) = config.queue_expiry {
+            env.set("CADENZA_QUEUE_EXPIRES_SECONDS", expiry.as_secs().max(1).to_string());
+        }
+
+        let admin = |addr: &str| {
+            let addr = addr.to_owned();
+            let enabled = config.admin_ports;
+            async move {
+                if enabled {
+                    TcpListener::bind(&addr).await.map(Some).with_context(|| format!("binding admin port {addr}"))
+                } else {
+                    Ok(None)
+                }
+            }
+        };
+        let storage_grpc = loopback().await?;
+        let storage_http = TcpListener::bind(config.storage_http_addr).await.context("binding the storage HTTP port")?;
+        let storage_http_addr = storage_http.local_addr()?;
+        let project_grpc = loopback().await?;
+        let generation_grpc = loopback().await?;
+        let gateway = TcpListener::bind(config.gateway_addr)
+            .await
+            .with_context(|| format!("binding the gateway to {}", config.gateway_addr))?;
+        let gateway_addr = gateway.local_addr()?;
+        env.set("CADENZA_STORAGE_URL", format!("http://{}", storage_grpc.local_addr()?));
+        env.set("CADENZA_PROJECT_URL", format!("http://{}", project_grpc.local_addr()?));
+        env.set("CADENZA_STORAGE_HTTP_ADDR", storage_http_addr.to_string());
+        if env.optional("CADENZA_STORAGE_PUBLIC_URL").is_none() {
+            env.set("CADENZA_STORAGE_PUBLIC_URL", format!("http://{storage_http_addr}"));
+        }
+
+        let dev_mode = env.flag("CADENZA_DEV_MODE", true);
+        env.set("CADENZA_DEV_MODE", dev_mode.to_string());
+        let storage_config = cadenza_storage::Config::from_env(&mut env, dev_mode);
+        let mut project_config = cadenza_project::Config::from_env(&mut env);
+        // Four services share one machine's connections: keep the pool modest.
+        project_config.db_pool_size = project_config.db_pool_size.min(10);
+        let generation_config = cadenza_generation::Config::from_env(&mut env);
+        let gateway_config = cadenza_gateway::Config::from_env(&mut env);
+        env.finish()?;
+
+        let shutdown = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let storage_listeners = cadenza_storage::Listeners { grpc: storage_grpc, http: storage_http, admin: admin(cadenza_storage::config::DEFAULT_ADMIN_ADDR).await? };
+        tasks.spawn(named("storage", cadenza_storage::run(storage_config, storage_listeners, shutdown.clone())));
+        let project_listeners = cadenza_project::Listeners { grpc: project_grpc, admin: admin(cadenza_project::config::DEFAULT_ADMIN_ADDR).await? };
+        tasks.spawn(named("project", cadenza_project::run(project_config, project_listeners, shutdown.clone())));
+        let generation_listeners = cadenza_generation::Listeners { grpc: generation_grpc, admin: admin(cadenza_generation::config::DEFAULT_ADMIN_ADDR).await? };
+        tasks.spawn(named("generation", cadenza_generation::run(generation_config, generation_listeners, shutdown.clone())));
+        let gateway_listeners = cadenza_gateway::Listeners { grpc: gateway, admin: admin(cadenza_gateway::config::DEFAULT_ADMIN_ADDR).await? };
+        tasks.spawn(named("gateway", cadenza_gateway::run(gateway_config, gateway_listeners, shutdown.clone())));
+        Ok(Self { gateway_addr, storage_http_addr, shutdown, tasks })
+    }
+
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.gateway_addr)
+    }
+
+    /// Waits until `shutdown` or until a service stops on its own (an error).
+    pub async fn run_until(mut self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            Some(joined) = self.tasks.join_next() => {
+                let (name, result) = joined.context("a service task panicked")?;
+                self.stop().await;
+                result.with_context(|| format!("the {name} service stopped"))?;
+                anyhow::bail!("the {name} service stopped unexpectedly");
+            }
+        }
+        self.stop().await;
+        Ok(())
+    }
+
+    /// Signals every service to stop and waits for them to drain.
+    pub async fn stop(&mut self) {
+        self.shutdown.cancel();
+        while let Some(joined) = self.tasks.join_next().await {
+            if let Ok((name, Err(err))) = joined {
+                tracing::warn!(service = name, error = %format!("{err:#}"), "service stopped with an error");
+            }
+        }
+    }
+}
+
+async fn named(name: &'static str, future: impl std::future::Future<Output = anyhow::Result<()>>) -> (&'static str, anyhow::Result<()>) {
+    (name, future.await)
+}

@@ -15,6 +15,9 @@ pub struct Topology {
     pub prefix: String,
     /// Deliveries of one message before it is dead-lettered.
     pub delivery_limit: u32,
+    /// Queues unused this long are deleted by the broker (tests set it, so queues
+    /// of a crashed test run clean themselves up); `None` in production.
+    pub expires: Option<std::time::Duration>,
 }
 
 impl Topology {
@@ -22,6 +25,7 @@ impl Topology {
         Self {
             prefix: prefix.into(),
             delivery_limit: 5,
+            expires: None,
         }
     }
 
@@ -74,6 +78,7 @@ impl Topology {
 
         let mut dead_letter_args = FieldTable::default();
         dead_letter_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        self.add_expiry(&mut dead_letter_args);
         self.queue(channel, &self.dead_letter_queue(), dead_letter_args).await?;
         channel
             .queue_bind(
@@ -131,7 +136,15 @@ impl Topology {
             AMQPValue::LongString("at-least-once".into()),
         );
         args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        self.add_expiry(&mut args);
         args
+    }
+
+    fn add_expiry(&self, args: &mut FieldTable) {
+        if let Some(expires) = self.expires {
+            let millis = i64::try_from(expires.as_millis()).unwrap_or(i64::MAX);
+            args.insert("x-expires".into(), AMQPValue::LongLongInt(millis));
+        }
     }
 
     /// Deletes every queue and exchange (tests clean up after themselves).

@@ -1,1 +1,129 @@
 #![doc = include_str!("../README.md")]
+
+pub mod auth;
+pub mod config;
+pub mod proxy;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use cadenza_auth::TokenKeys;
+use cadenza_proto::v1::{
+    asset_service_client::AssetServiceClient, asset_service_server::AssetServiceServer,
+    dev_service_server::DevServiceServer, project_service_client::ProjectServiceClient,
+    project_service_server::ProjectServiceServer, track_service_client::TrackServiceClient,
+    track_service_server::TrackServiceServer,
+};
+use http::HeaderName;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::Config;
+
+/// Largest request message accepted from the public (prompts and lyrics are small).
+const MAX_REQUEST_BYTES: usize = 256 * 1024;
+
+pub struct Listeners {
+    pub grpc: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+impl Listeners {
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        Ok(Self {
+            grpc: TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?,
+            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+        })
+    }
+}
+
+/// CORS for gRPC-web: the request headers it sends, and the response headers a
+/// browser must be allowed to read to see real status codes and details.
+fn cors(config: &Config) -> CorsLayer {
+    let origins = if config.dev_mode && config.cors_origins.is_empty() {
+        AllowOrigin::mirror_request()
+    } else {
+        AllowOrigin::list(config.cors_origins.iter().filter_map(|o| o.parse().ok()))
+    };
+    let header = HeaderName::from_static;
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([http::Method::POST, http::Method::OPTIONS])
+        .allow_headers([
+            header("content-type"),
+            header("x-grpc-web"),
+            header("x-user-agent"),
+            header("grpc-timeout"),
+            header("authorization"),
+            header("x-request-id"),
+        ])
+        .expose_headers([
+            header("grpc-status"),
+            header("grpc-message"),
+            header("grpc-status-details-bin"),
+            header("x-request-id"),
+        ])
+        .max_age(Duration::from_secs(3600))
+}
+
+pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let keys = match &config.jwt_secret {
+        Some(secret) => TokenKeys::new(secret).context("CADENZA_JWT_SECRET")?,
+        None => {
+            tracing::warn!("dev mode: using a random token key; tokens die with this process");
+            TokenKeys::random()
+        }
+    };
+    let channel = cadenza_telemetry::grpc::lazy_channel(&config.project_url)?;
+    let proxy = proxy::Proxy {
+        keys: keys.clone(),
+        projects: ProjectServiceClient::new(channel.clone()),
+        tracks: TrackServiceClient::new(channel.clone()),
+        assets: AssetServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
+    };
+
+    let (health, health_service) = cadenza_runtime::Health::new(vec![
+        "cadenza.v1.ProjectService",
+        "cadenza.v1.TrackService",
+        "cadenza.v1.AssetService",
+    ]);
+    let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
+    tokio::spawn(health.track(
+        vec![("project", cadenza_runtime::probe(move || {
+            let mut client = upstream.clone();
+            async move {
+                client
+                    .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
+                    .await
+                    .is_ok_and(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+            }
+        }))],
+        shutdown.clone(),
+    ));
+    if let Some(admin) = listeners.admin {
+        tokio::spawn(cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), shutdown.clone()));
+    }
+    let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+    let dev = config.dev_mode.then(|| DevServiceServer::new(proxy::DevTokens { keys }));
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), dev_mode = config.dev_mode, "gateway serving");
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("gateway"))
+        .layer(cors(&config))
+        .layer(tonic_web::GrpcWebLayer::new())
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ProjectServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(TrackServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_optional_service(dev)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listeners.grpc),
+            shutdown.cancelled_owned(),
+        )
+        .await
+        .context("gateway server")?;
+    Ok(())
+}

@@ -22,6 +22,8 @@ pub struct Config {
     pub db_pool_size: usize,
     pub amqp_url: String,
     pub queue_prefix: String,
+    /// Unused queues expire after this long (tests); `None` in production.
+    pub queue_expiry: Option<std::time::Duration>,
     pub storage_url: String,
     pub max_duration_seconds: u32,
     pub max_attempts: u32,
@@ -36,6 +38,10 @@ impl Config {
             db_pool_size: env.bounded("CADENZA_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1..=512),
             amqp_url: env.string("CADENZA_AMQP_URL", DEFAULT_AMQP_URL),
             queue_prefix: env.string("CADENZA_QUEUE_PREFIX", DEFAULT_QUEUE_PREFIX),
+            queue_expiry: match env.parse::<u64>("CADENZA_QUEUE_EXPIRES_SECONDS", 0) {
+                0 => None,
+                secs => Some(std::time::Duration::from_secs(secs)),
+            },
             storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
             max_duration_seconds: env.bounded("CADENZA_MAX_DURATION_SECONDS", DEFAULT_MAX_DURATION_SECONDS, 5..=3600),
             max_attempts: env.bounded("CADENZA_STAGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1..=20),

@@ -48,7 +48,8 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let mut db_config = cadenza_db::DbConfig::new(&config.database_url, "cadenza-project");
     db_config.max_connections = config.db_pool_size;
     let pool = cadenza_db::build_pool(&db_config)?;
-    let topology = Topology::new(&config.queue_prefix);
+    let mut topology = Topology::new(&config.queue_prefix);
+    topology.expires = config.queue_expiry;
     let publisher = Arc::new(Publisher::new(&config.amqp_url, "cadenza-project", topology.clone()));
     let relay_wake = Arc::new(Notify::new());
     let hub = watch::WatchHub::new();

@@ -1,0 +1,90 @@
+//! A whole mesh for one test: its own database, queue prefix, data directory and
+//! ports, so tests run in parallel against one Postgres and one RabbitMQ.
+
+use std::time::Duration;
+
+use cadenza_db::testing::TestDatabase;
+use cadenza_proto::v1;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+use crate::{Mesh, MeshConfig};
+
+const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Queues of a crashed test disappear after this long unused.
+const TEST_QUEUE_EXPIRY: Duration = Duration::from_secs(600);
+
+pub struct TestMesh {
+    pub mesh: Mesh,
+    pub database: TestDatabase,
+    pub queue_prefix: String,
+    pub amqp_url: String,
+    _data_dir: tempfile::TempDir,
+}
+
+impl TestMesh {
+    /// Starts a mesh. Fails the test, saying how to fix it, when Postgres or
+    /// RabbitMQ is not running.
+    pub async fn start() -> Self {
+        cadenza_telemetry::init_for_test();
+        let database = TestDatabase::create().await;
+        let amqp_url = std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
+        if let Err(err) = cadenza_queue::connect(&amqp_url, "cadenza-test-probe").await {
+            panic!("RabbitMQ is not reachable at {amqp_url}: {err}. Start it with `make services`.");
+        }
+        let queue_prefix = format!("cadenza-test-{}", uuid::Uuid::new_v4().simple());
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let mut env = cadenza_config::Env::default();
+        env.set("CADENZA_DEV_MODE", "true");
+        let config = MeshConfig {
+            database_url: database.url.clone(),
+            amqp_url: amqp_url.clone(),
+            queue_prefix: queue_prefix.clone(),
+            queue_expiry: Some(TEST_QUEUE_EXPIRY),
+            data_dir: data_dir.path().to_path_buf(),
+            gateway_addr: "127.0.0.1:0".parse().expect("address"),
+            storage_http_addr: "127.0.0.1:0".parse().expect("address"),
+            admin_ports: false,
+            worker_concurrency: 2,
+            env,
+        };
+        let mesh = Mesh::start(config).await.expect("the mesh starts");
+        Self { mesh, database, queue_prefix, amqp_url, _data_dir: data_dir }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.mesh.gateway_url())
+            .expect("gateway url")
+            .connect()
+            .await
+            .expect("the gateway accepts connections")
+    }
+
+    /// A dev token for `subject`, issued by the gateway.
+    pub async fn token(&self, subject: &str) -> String {
+        let mut dev = v1::dev_service_client::DevServiceClient::new(self.channel().await);
+        dev.issue_dev_token(v1::IssueDevTokenRequest { subject: subject.into(), ttl_seconds: 0 })
+            .await
+            .expect("dev token")
+            .into_inner()
+            .token
+    }
+
+    /// Stops the mesh and deletes its queues.
+    pub async fn stop(mut self) {
+        self.mesh.stop().await;
+        if let Ok(connection) = cadenza_queue::connect(&self.amqp_url, "cadenza-test-cleanup").await {
+            if let Ok(channel) = connection.create_channel().await {
+                let _ = cadenza_queue::Topology::new(&self.queue_prefix).delete(&channel).await;
+            }
+        }
+    }
+}
+
+/// Adds `authorization: Bearer <token>` to a request.
+pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    let value = MetadataValue::try_from(format!("Bearer {token}")).expect("ascii token");
+    request.metadata_mut().insert("authorization", value);
+    request
+}

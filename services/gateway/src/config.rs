@@ -1,0 +1,44 @@
+//! Configuration of the gateway.
+
+use std::net::SocketAddr;
+
+use cadenza_config::{Env, SecretString};
+
+pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
+pub const DEFAULT_PROJECT_URL: &str = "http://127.0.0.1:50061";
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub project_url: String,
+    pub dev_mode: bool,
+    /// `None` only in dev mode: a random key is made at start-up.
+    pub jwt_secret: Option<SecretString>,
+    pub cors_origins: Vec<String>,
+}
+
+impl Config {
+    pub fn from_env(env: &mut Env) -> Self {
+        let dev_mode = env.flag("CADENZA_DEV_MODE", false);
+        let jwt_secret = env.secret("CADENZA_JWT_SECRET");
+        if jwt_secret.is_none() && !dev_mode {
+            env.problem("CADENZA_JWT_SECRET", "required outside dev mode (at least 32 bytes)");
+        }
+        Self {
+            addr: env.addr("CADENZA_GATEWAY_ADDR", DEFAULT_ADDR),
+            admin_addr: env.addr("CADENZA_GATEWAY_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
+            project_url: env.string("CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
+            dev_mode,
+            jwt_secret,
+            cors_origins: env
+                .string("CADENZA_CORS_ORIGINS", "")
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(str::to_owned)
+                .collect(),
+        }
+    }
+}
