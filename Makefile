@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= always
+# Where cargo puts binaries (CI keeps its target directory outside the clone).
+TARGET := $(or $(CARGO_TARGET_DIR),target)/debug
 
 .PHONY: help services build test lint fmt run demo migrate clean
 
@@ -21,6 +23,15 @@ lint: ## formatting, clippy with warnings as errors, docs
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
+
+run: services build ## run the whole mesh in the foreground (dev mode) until Ctrl-C
+	CADENZA_DEV_MODE=true $(TARGET)/cadenza-dev
+
+migrate: services build ## apply database migrations to CADENZA_DATABASE_URL
+	$(TARGET)/cadenza-project migrate
+
+demo: services build ## start the mesh, make a song with the CLI, print where it is
+	@scripts/demo.sh $(TARGET)
 
 fmt: ## format the code
 	$(CARGO) fmt --all

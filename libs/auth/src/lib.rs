@@ -71,7 +71,11 @@ impl TokenKeys {
         }
     }
 
-    pub fn issue(&self, subject: &str, ttl: Duration) -> Result<(String, DateTime<Utc>), AuthError> {
+    pub fn issue(
+        &self,
+        subject: &str,
+        ttl: Duration,
+    ) -> Result<(String, DateTime<Utc>), AuthError> {
         if !valid_subject(subject) {
             return Err(AuthError::BadSubject(subject.chars().take(80).collect()));
         }
@@ -96,12 +100,13 @@ impl TokenKeys {
         validation.set_audience(&[AUDIENCE]);
         validation.leeway = 30;
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(
-            |err| match err.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::Invalid,
-            },
-        )?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).map_err(|err| {
+                match err.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::Invalid,
+                }
+            })?;
         if !valid_subject(&data.claims.sub) {
             return Err(AuthError::Invalid);
         }

@@ -50,7 +50,10 @@ impl Env {
         pairs: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
         Self {
-            vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
             problems: Vec::new(),
         }
     }

@@ -47,11 +47,12 @@ pub fn build_pool(config: &DbConfig) -> anyhow::Result<Pool> {
         let name = setup_name.clone();
         let url = url.to_owned();
         async move {
-            let mut conn = tokio::time::timeout(connect_timeout, AsyncPgConnection::establish(&url))
-                .await
-                .map_err(|_| {
-                    ConnectionError::BadConnection("timed out connecting to Postgres".into())
-                })??;
+            let mut conn =
+                tokio::time::timeout(connect_timeout, AsyncPgConnection::establish(&url))
+                    .await
+                    .map_err(|_| {
+                        ConnectionError::BadConnection("timed out connecting to Postgres".into())
+                    })??;
             // Values are ours (a service name and a number), never user input; one
             // command per statement, as prepared statements require.
             for set in [
@@ -67,8 +68,10 @@ pub fn build_pool(config: &DbConfig) -> anyhow::Result<Pool> {
         }
         .boxed()
     });
-    let manager =
-        AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(&config.url, manager_config);
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        &config.url,
+        manager_config,
+    );
     let pool = DeadPool::builder(manager)
         .max_size(config.max_connections)
         .wait_timeout(Some(config.wait_timeout))
@@ -84,7 +87,10 @@ pub async fn ping(pool: &Pool) -> bool {
     let Ok(mut conn) = pool.get().await else {
         return false;
     };
-    diesel::sql_query("SELECT 1").execute(&mut conn).await.is_ok()
+    diesel::sql_query("SELECT 1")
+        .execute(&mut conn)
+        .await
+        .is_ok()
 }
 
 /// The error of taking a connection from the pool.

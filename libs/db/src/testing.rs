@@ -36,7 +36,9 @@ impl TestDatabase {
             ),
         };
         sweep_stale(&mut admin).await;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
         let name = format!("{PREFIX}{now}_{}", uuid::Uuid::new_v4().simple());
         diesel::sql_query(format!("CREATE DATABASE {name}"))
             .execute(&mut admin)
@@ -65,15 +67,18 @@ impl Drop for TestDatabase {
         // Drop runs outside async context guarantees: use a runtime of our own on a
         // plain thread. Failure only leaves a database for the next sweep.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build()
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
             else {
                 return;
             };
             runtime.block_on(async {
                 if let Ok(mut admin) = AsyncPgConnection::establish(&admin_url).await {
-                    let _ = diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                        .execute(&mut admin)
-                        .await;
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut admin)
+                            .await;
                 }
             });
         })
@@ -96,7 +101,9 @@ async fn sweep_stale(admin: &mut AsyncPgConnection) {
     else {
         return;
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for DatabaseName { datname } in names {
         let created = datname
             .strip_prefix(PREFIX)
@@ -112,7 +119,9 @@ async fn sweep_stale(admin: &mut AsyncPgConnection) {
 
 /// The same server URL pointing at another database.
 pub fn replace_database(url: &str, database: &str) -> String {
-    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let (base, query) = url
+        .split_once('?')
+        .map_or((url, None), |(b, q)| (b, Some(q)));
     let scheme_end = base.find("://").map_or(0, |i| i + 3);
     let base = match base[scheme_end..].find('/') {
         Some(slash) => &base[..scheme_end + slash],

@@ -9,7 +9,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 #[tokio::test(flavor = "multi_thread")]
 async fn schema_matches_the_database() {
     let db = TestDatabase::create().await;
-    let mut conn = AsyncPgConnection::establish(&db.url).await.expect("connect");
+    let mut conn = AsyncPgConnection::establish(&db.url)
+        .await
+        .expect("connect");
     // Selecting every column diesel knows fails if any is missing or misnamed.
     macro_rules! check {
         ($($table:ident),*) => {$(
@@ -21,7 +23,17 @@ async fn schema_matches_the_database() {
                 .unwrap_or_else(|e| panic!("table {}: {e}", stringify!($table)));
         )*};
     }
-    check!(projects, runs, stages, stage_events, assets, job_logs, outbox, idempotency_keys, inbox);
+    check!(
+        projects,
+        runs,
+        stages,
+        stage_events,
+        assets,
+        job_logs,
+        outbox,
+        idempotency_keys,
+        inbox
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

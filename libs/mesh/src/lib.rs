@@ -52,9 +52,15 @@ impl Mesh {
         env.set("CADENZA_AMQP_URL", &config.amqp_url);
         env.set("CADENZA_QUEUE_PREFIX", &config.queue_prefix);
         env.set("CADENZA_DATA_DIR", config.data_dir.display().to_string());
-        env.set("CADENZA_WORKER_CONCURRENCY", config.worker_concurrency.to_string());
+        env.set(
+            "CADENZA_WORKER_CONCURRENCY",
+            config.worker_concurrency.to_string(),
+        );
         if let Some(expiry) = config.queue_expiry {
-            env.set("CADENZA_QUEUE_EXPIRES_SECONDS", expiry.as_secs().max(1).to_string());
+            env.set(
+                "CADENZA_QUEUE_EXPIRES_SECONDS",
+                expiry.as_secs().max(1).to_string(),
+            );
         }
 
         let admin = |addr: &str| {
@@ -62,14 +68,19 @@ impl Mesh {
             let enabled = config.admin_ports;
             async move {
                 if enabled {
-                    TcpListener::bind(&addr).await.map(Some).with_context(|| format!("binding admin port {addr}"))
+                    TcpListener::bind(&addr)
+                        .await
+                        .map(Some)
+                        .with_context(|| format!("binding admin port {addr}"))
                 } else {
                     Ok(None)
                 }
             }
         };
         let storage_grpc = loopback().await?;
-        let storage_http = TcpListener::bind(config.storage_http_addr).await.context("binding the storage HTTP port")?;
+        let storage_http = TcpListener::bind(config.storage_http_addr)
+            .await
+            .context("binding the storage HTTP port")?;
         let storage_http_addr = storage_http.local_addr()?;
         let project_grpc = loopback().await?;
         let generation_grpc = loopback().await?;
@@ -77,11 +88,20 @@ impl Mesh {
             .await
             .with_context(|| format!("binding the gateway to {}", config.gateway_addr))?;
         let gateway_addr = gateway.local_addr()?;
-        env.set("CADENZA_STORAGE_URL", format!("http://{}", storage_grpc.local_addr()?));
-        env.set("CADENZA_PROJECT_URL", format!("http://{}", project_grpc.local_addr()?));
+        env.set(
+            "CADENZA_STORAGE_URL",
+            format!("http://{}", storage_grpc.local_addr()?),
+        );
+        env.set(
+            "CADENZA_PROJECT_URL",
+            format!("http://{}", project_grpc.local_addr()?),
+        );
         env.set("CADENZA_STORAGE_HTTP_ADDR", storage_http_addr.to_string());
         if env.optional("CADENZA_STORAGE_PUBLIC_URL").is_none() {
-            env.set("CADENZA_STORAGE_PUBLIC_URL", format!("http://{storage_http_addr}"));
+            env.set(
+                "CADENZA_STORAGE_PUBLIC_URL",
+                format!("http://{storage_http_addr}"),
+            );
         }
 
         let dev_mode = env.flag("CADENZA_DEV_MODE", true);
@@ -96,15 +116,45 @@ impl Mesh {
 
         let shutdown = CancellationToken::new();
         let mut tasks = JoinSet::new();
-        let storage_listeners = cadenza_storage::Listeners { grpc: storage_grpc, http: storage_http, admin: admin(cadenza_storage::config::DEFAULT_ADMIN_ADDR).await? };
-        tasks.spawn(named("storage", cadenza_storage::run(storage_config, storage_listeners, shutdown.clone())));
-        let project_listeners = cadenza_project::Listeners { grpc: project_grpc, admin: admin(cadenza_project::config::DEFAULT_ADMIN_ADDR).await? };
-        tasks.spawn(named("project", cadenza_project::run(project_config, project_listeners, shutdown.clone())));
-        let generation_listeners = cadenza_generation::Listeners { grpc: generation_grpc, admin: admin(cadenza_generation::config::DEFAULT_ADMIN_ADDR).await? };
-        tasks.spawn(named("generation", cadenza_generation::run(generation_config, generation_listeners, shutdown.clone())));
-        let gateway_listeners = cadenza_gateway::Listeners { grpc: gateway, admin: admin(cadenza_gateway::config::DEFAULT_ADMIN_ADDR).await? };
-        tasks.spawn(named("gateway", cadenza_gateway::run(gateway_config, gateway_listeners, shutdown.clone())));
-        Ok(Self { gateway_addr, storage_http_addr, shutdown, tasks })
+        let storage_listeners = cadenza_storage::Listeners {
+            grpc: storage_grpc,
+            http: storage_http,
+            admin: admin(cadenza_storage::config::DEFAULT_ADMIN_ADDR).await?,
+        };
+        tasks.spawn(named(
+            "storage",
+            cadenza_storage::run(storage_config, storage_listeners, shutdown.clone()),
+        ));
+        let project_listeners = cadenza_project::Listeners {
+            grpc: project_grpc,
+            admin: admin(cadenza_project::config::DEFAULT_ADMIN_ADDR).await?,
+        };
+        tasks.spawn(named(
+            "project",
+            cadenza_project::run(project_config, project_listeners, shutdown.clone()),
+        ));
+        let generation_listeners = cadenza_generation::Listeners {
+            grpc: generation_grpc,
+            admin: admin(cadenza_generation::config::DEFAULT_ADMIN_ADDR).await?,
+        };
+        tasks.spawn(named(
+            "generation",
+            cadenza_generation::run(generation_config, generation_listeners, shutdown.clone()),
+        ));
+        let gateway_listeners = cadenza_gateway::Listeners {
+            grpc: gateway,
+            admin: admin(cadenza_gateway::config::DEFAULT_ADMIN_ADDR).await?,
+        };
+        tasks.spawn(named(
+            "gateway",
+            cadenza_gateway::run(gateway_config, gateway_listeners, shutdown.clone()),
+        ));
+        Ok(Self {
+            gateway_addr,
+            storage_http_addr,
+            shutdown,
+            tasks,
+        })
     }
 
     pub fn gateway_url(&self) -> String {
@@ -137,6 +187,9 @@ impl Mesh {
     }
 }
 
-async fn named(name: &'static str, future: impl std::future::Future<Output = anyhow::Result<()>>) -> (&'static str, anyhow::Result<()>) {
+async fn named(
+    name: &'static str,
+    future: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> (&'static str, anyhow::Result<()>) {
     (name, future.await)
 }

@@ -28,9 +28,12 @@ impl TestMesh {
     pub async fn start() -> Self {
         cadenza_telemetry::init_for_test();
         let database = TestDatabase::create().await;
-        let amqp_url = std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
+        let amqp_url =
+            std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
         if let Err(err) = cadenza_queue::connect(&amqp_url, "cadenza-test-probe").await {
-            panic!("RabbitMQ is not reachable at {amqp_url}: {err}. Start it with `make services`.");
+            panic!(
+                "RabbitMQ is not reachable at {amqp_url}: {err}. Start it with `make services`."
+            );
         }
         let queue_prefix = format!("cadenza-test-{}", uuid::Uuid::new_v4().simple());
         let data_dir = tempfile::tempdir().expect("temporary data directory");
@@ -49,7 +52,13 @@ impl TestMesh {
             env,
         };
         let mesh = Mesh::start(config).await.expect("the mesh starts");
-        Self { mesh, database, queue_prefix, amqp_url, _data_dir: data_dir }
+        Self {
+            mesh,
+            database,
+            queue_prefix,
+            amqp_url,
+            _data_dir: data_dir,
+        }
     }
 
     pub async fn channel(&self) -> Channel {
@@ -63,20 +72,25 @@ impl TestMesh {
     /// A dev token for `subject`, issued by the gateway.
     pub async fn token(&self, subject: &str) -> String {
         let mut dev = v1::dev_service_client::DevServiceClient::new(self.channel().await);
-        dev.issue_dev_token(v1::IssueDevTokenRequest { subject: subject.into(), ttl_seconds: 0 })
-            .await
-            .expect("dev token")
-            .into_inner()
-            .token
+        dev.issue_dev_token(v1::IssueDevTokenRequest {
+            subject: subject.into(),
+            ttl_seconds: 0,
+        })
+        .await
+        .expect("dev token")
+        .into_inner()
+        .token
     }
 
     /// Stops the mesh and deletes its queues.
     pub async fn stop(mut self) {
         self.mesh.stop().await;
-        if let Ok(connection) = cadenza_queue::connect(&self.amqp_url, "cadenza-test-cleanup").await {
-            if let Ok(channel) = connection.create_channel().await {
-                let _ = cadenza_queue::Topology::new(&self.queue_prefix).delete(&channel).await;
-            }
+        if let Ok(connection) = cadenza_queue::connect(&self.amqp_url, "cadenza-test-cleanup").await
+            && let Ok(channel) = connection.create_channel().await
+        {
+            let _ = cadenza_queue::Topology::new(&self.queue_prefix)
+                .delete(&channel)
+                .await;
         }
     }
 }

@@ -14,12 +14,20 @@ fn violations(status: &tonic::Status) -> Vec<String> {
 }
 
 fn reason(status: &tonic::Status) -> String {
-    status.get_details_error_info().map(|i| i.reason).unwrap_or_default()
+    status
+        .get_details_error_info()
+        .map(|i| i.reason)
+        .unwrap_or_default()
 }
 
 fn project(prompt: String, duration_seconds: u32) -> v1::CreateProjectRequest {
     v1::CreateProjectRequest {
-        project: Some(v1::Project { prompt, duration_seconds, style_strength: 0.5, ..Default::default() }),
+        project: Some(v1::Project {
+            prompt,
+            duration_seconds,
+            style_strength: 0.5,
+            ..Default::default()
+        }),
         request_id: String::new(),
     }
 }
@@ -38,7 +46,10 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
         (project("ok".into(), 601), "project.duration_seconds"),
     ];
     for (request, field) in cases {
-        let err = client.create_project(authed(&token, request)).await.expect_err("invalid");
+        let err = client
+            .create_project(authed(&token, request))
+            .await
+            .expect_err("invalid");
         assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
         assert_eq!(violations(&err), [field], "{}", err.message());
         assert_eq!(reason(&err), "INVALID_ARGUMENT");
@@ -49,10 +60,19 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
     if let Some(p) = bad.project.as_mut() {
         p.style_strength = 3.0;
     }
-    let err = client.create_project(authed(&token, bad)).await.expect_err("invalid");
+    let err = client
+        .create_project(authed(&token, bad))
+        .await
+        .expect_err("invalid");
     assert_eq!(violations(&err).len(), 3, "{}", err.message());
 
-    for name in ["", "projects/", "projects/not-a-uuid", "tracks/0190b8d2-7c1e-7cc0-a1b2-0123456789ab", "projects/../../etc"] {
+    for name in [
+        "",
+        "projects/",
+        "projects/not-a-uuid",
+        "tracks/0190b8d2-7c1e-7cc0-a1b2-0123456789ab",
+        "projects/../../etc",
+    ] {
         let err = client
             .get_project(authed(&token, v1::GetProjectRequest { name: name.into() }))
             .await
@@ -61,24 +81,50 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
         assert_eq!(violations(&err), ["name"]);
     }
     let unknown = "projects/0190b8d2-7c1e-7cc0-a1b2-0123456789ab";
-    let err = client.get_project(authed(&token, v1::GetProjectRequest { name: unknown.into() })).await.expect_err("unknown");
+    let err = client
+        .get_project(authed(
+            &token,
+            v1::GetProjectRequest {
+                name: unknown.into(),
+            },
+        ))
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
     assert_eq!(reason(&err), "PROJECT_NOT_FOUND");
     let err = client
-        .generate_song(authed(&token, v1::GenerateSongRequest { name: unknown.into(), request_id: String::new() }))
+        .generate_song(authed(
+            &token,
+            v1::GenerateSongRequest {
+                name: unknown.into(),
+                request_id: String::new(),
+            },
+        ))
         .await
         .expect_err("unknown");
     assert_eq!(err.code(), Code::NotFound);
 
     // Nothing was written by any of the refused calls.
     let listed = client
-        .list_projects(authed(&token, v1::ListProjectsRequest { page_size: 0, page_token: String::new() }))
+        .list_projects(authed(
+            &token,
+            v1::ListProjectsRequest {
+                page_size: 0,
+                page_token: String::new(),
+            },
+        ))
         .await
         .expect("list")
         .into_inner();
     assert!(listed.projects.is_empty(), "{:?}", listed.projects);
     let err = client
-        .list_projects(authed(&token, v1::ListProjectsRequest { page_size: 0, page_token: "garbage!".into() }))
+        .list_projects(authed(
+            &token,
+            v1::ListProjectsRequest {
+                page_size: 0,
+                page_token: "garbage!".into(),
+            },
+        ))
         .await
         .expect_err("bad token");
     assert_eq!(violations(&err), ["page_token"]);
@@ -89,9 +135,15 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
 async fn missing_forged_and_foreign_tokens_are_refused() {
     let mesh = TestMesh::start().await;
     let mut client = ProjectServiceClient::new(mesh.channel().await);
-    let list = || v1::ListProjectsRequest { page_size: 0, page_token: String::new() };
+    let list = || v1::ListProjectsRequest {
+        page_size: 0,
+        page_token: String::new(),
+    };
 
-    let err = client.list_projects(tonic::Request::new(list())).await.expect_err("no token");
+    let err = client
+        .list_projects(tonic::Request::new(list()))
+        .await
+        .expect_err("no token");
     assert_eq!(err.code(), Code::Unauthenticated);
     assert!(err.message().contains("Bearer"), "{}", err.message());
 
@@ -99,17 +151,25 @@ async fn missing_forged_and_foreign_tokens_are_refused() {
     let mut forged = token.clone();
     forged.replace_range(forged.len() - 4.., "AAAA");
     for bad in [forged.as_str(), "not-a-jwt", "a.b.c"] {
-        let err = client.list_projects(authed(bad, list())).await.expect_err("forged");
+        let err = client
+            .list_projects(authed(bad, list()))
+            .await
+            .expect_err("forged");
         assert_eq!(err.code(), Code::Unauthenticated, "{bad}");
     }
     // A client cannot claim an identity by sending the internal header itself.
     let mut spoofed = tonic::Request::new(list());
-    spoofed.metadata_mut().insert("x-cadenza-subject", "alice".parse().expect("ascii"));
+    spoofed
+        .metadata_mut()
+        .insert("x-cadenza-subject", "alice".parse().expect("ascii"));
     let err = client.list_projects(spoofed).await.expect_err("spoofed");
     assert_eq!(err.code(), Code::Unauthenticated);
 
     // A valid token works.
-    client.list_projects(authed(&token, list())).await.expect("authorised");
+    client
+        .list_projects(authed(&token, list()))
+        .await
+        .expect("authorised");
     mesh.stop().await;
 }
 
@@ -125,15 +185,28 @@ async fn the_same_request_id_fifty_times_at_once_makes_one() {
         async move {
             let mut request = project("idempotent song".into(), 20);
             request.request_id = "create-once".into();
-            client.create_project(authed(&token, request)).await.map(|r| r.into_inner().name)
+            client
+                .create_project(authed(&token, request))
+                .await
+                .map(|r| r.into_inner().name)
         }
     });
-    let names: Vec<String> = futures::future::join_all(creates).await.into_iter().map(|r| r.expect("create")).collect();
+    let names: Vec<String> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|r| r.expect("create"))
+        .collect();
     assert!(names.iter().all(|n| n == &names[0]), "{names:?}");
 
     let mut client = ProjectServiceClient::new(channel.clone());
     let listed = client
-        .list_projects(authed(&token, v1::ListProjectsRequest { page_size: 100, page_token: String::new() }))
+        .list_projects(authed(
+            &token,
+            v1::ListProjectsRequest {
+                page_size: 100,
+                page_token: String::new(),
+            },
+        ))
         .await
         .expect("list")
         .into_inner();
@@ -144,24 +217,43 @@ async fn the_same_request_id_fifty_times_at_once_makes_one() {
         let (token, name) = (token.clone(), names[0].clone());
         async move {
             client
-                .generate_song(authed(&token, v1::GenerateSongRequest { name, request_id: "generate-once".into() }))
+                .generate_song(authed(
+                    &token,
+                    v1::GenerateSongRequest {
+                        name,
+                        request_id: "generate-once".into(),
+                    },
+                ))
                 .await
                 .map(|r| r.into_inner().name)
         }
     });
-    let runs: Vec<String> = futures::future::join_all(generates).await.into_iter().map(|r| r.expect("generate")).collect();
+    let runs: Vec<String> = futures::future::join_all(generates)
+        .await
+        .into_iter()
+        .map(|r| r.expect("generate"))
+        .collect();
     assert!(runs.iter().all(|r| r == &runs[0]), "{runs:?}");
 
     // The same key for a different request is refused, not silently merged.
     let mut other = project("a different song".into(), 20);
     other.request_id = "create-once".into();
-    let err = client.create_project(authed(&token, other)).await.expect_err("reused key");
+    let err = client
+        .create_project(authed(&token, other))
+        .await
+        .expect_err("reused key");
     assert_eq!(err.code(), Code::AlreadyExists);
     assert_eq!(reason(&err), "REQUEST_ID_REUSED");
 
     // Without a key, a second generation while one runs is refused clearly.
     let err = client
-        .generate_song(authed(&token, v1::GenerateSongRequest { name: names[0].clone(), request_id: String::new() }))
+        .generate_song(authed(
+            &token,
+            v1::GenerateSongRequest {
+                name: names[0].clone(),
+                request_id: String::new(),
+            },
+        ))
         .await;
     if let Err(err) = err {
         assert_eq!(err.code(), Code::FailedPrecondition);

@@ -10,26 +10,39 @@ use futures::StreamExt;
 
 const SONG_TIMEOUT: Duration = Duration::from_secs(180);
 
-async fn create_and_generate(mesh: &TestMesh, token: &str, has_vocals: bool) -> (v1::Project, v1::Run) {
+async fn create_and_generate(
+    mesh: &TestMesh,
+    token: &str,
+    has_vocals: bool,
+) -> (v1::Project, v1::Run) {
     let channel = mesh.channel().await;
     let mut projects = v1::project_service_client::ProjectServiceClient::new(channel);
     let project = projects
-        .create_project(authed(token, v1::CreateProjectRequest {
-            project: Some(v1::Project {
-                prompt: "a warm lo-fi song about the sea at night, 84 bpm".into(),
-                duration_seconds: 10,
-                has_vocals,
-                style_strength: 0.7,
-                seed: Some(7),
-                ..Default::default()
-            }),
-            request_id: String::new(),
-        }))
+        .create_project(authed(
+            token,
+            v1::CreateProjectRequest {
+                project: Some(v1::Project {
+                    prompt: "a warm lo-fi song about the sea at night, 84 bpm".into(),
+                    duration_seconds: 10,
+                    has_vocals,
+                    style_strength: 0.7,
+                    seed: Some(7),
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
         .await
         .expect("create project")
         .into_inner();
     let run = projects
-        .generate_song(authed(token, v1::GenerateSongRequest { name: project.name.clone(), request_id: String::new() }))
+        .generate_song(authed(
+            token,
+            v1::GenerateSongRequest {
+                name: project.name.clone(),
+                request_id: String::new(),
+            },
+        ))
         .await
         .expect("generate song")
         .into_inner();
@@ -37,10 +50,21 @@ async fn create_and_generate(mesh: &TestMesh, token: &str, has_vocals: bool) -> 
 }
 
 /// Reads the event stream from `after` until the run finishes.
-async fn events_until_finished(mesh: &TestMesh, token: &str, project: &str, after: i64) -> Vec<v1::StageEvent> {
+async fn events_until_finished(
+    mesh: &TestMesh,
+    token: &str,
+    project: &str,
+    after: i64,
+) -> Vec<v1::StageEvent> {
     let mut projects = v1::project_service_client::ProjectServiceClient::new(mesh.channel().await);
     let mut stream = projects
-        .watch_project(authed(token, v1::WatchProjectRequest { name: project.into(), after_event_id: after }))
+        .watch_project(authed(
+            token,
+            v1::WatchProjectRequest {
+                name: project.into(),
+                after_event_id: after,
+            },
+        ))
         .await
         .expect("watch")
         .into_inner();
@@ -61,8 +85,19 @@ async fn events_until_finished(mesh: &TestMesh, token: &str, project: &str, afte
 }
 
 fn check_dag_order(events: &[v1::StageEvent], has_vocals: bool) {
-    let position = |kind: StageKind, ty: Type| events.iter().position(|e| e.stage_kind() == kind && e.r#type() == ty);
-    for kind in [StageKind::Lyrics, StageKind::Composition, StageKind::Arrangement, StageKind::Vocals, StageKind::Mix, StageKind::Master] {
+    let position = |kind: StageKind, ty: Type| {
+        events
+            .iter()
+            .position(|e| e.stage_kind() == kind && e.r#type() == ty)
+    };
+    for kind in [
+        StageKind::Lyrics,
+        StageKind::Composition,
+        StageKind::Arrangement,
+        StageKind::Vocals,
+        StageKind::Mix,
+        StageKind::Master,
+    ] {
         let needed = has_vocals || !matches!(kind, StageKind::Lyrics | StageKind::Vocals);
         let started = position(kind, Type::StageStarted);
         if !needed {
@@ -70,7 +105,10 @@ fn check_dag_order(events: &[v1::StageEvent], has_vocals: bool) {
             continue;
         }
         let started = started.unwrap_or_else(|| panic!("{kind:?} never started"));
-        assert!(position(kind, Type::StageSucceeded).is_some_and(|done| done > started), "{kind:?} did not succeed after starting");
+        assert!(
+            position(kind, Type::StageSucceeded).is_some_and(|done| done > started),
+            "{kind:?} did not succeed after starting"
+        );
         let deps: &[StageKind] = match kind {
             StageKind::Arrangement => &[StageKind::Composition],
             StageKind::Vocals => &[StageKind::Lyrics, StageKind::Composition],
@@ -79,28 +117,60 @@ fn check_dag_order(events: &[v1::StageEvent], has_vocals: bool) {
             StageKind::Master => &[StageKind::Mix],
             _ => &[],
         };
+        // The orchestrator's guarantee: a stage is queued only after every
+        // dependency succeeded, and it starts only after it was queued.
+        let queued = position(kind, Type::StageQueued)
+            .unwrap_or_else(|| panic!("{kind:?} was never queued"));
+        assert!(queued < started, "{kind:?} started before it was queued");
         for dep in deps {
-            let dep_done = position(*dep, Type::StageSucceeded).unwrap_or_else(|| panic!("{dep:?} never succeeded"));
-            assert!(dep_done < started, "{kind:?} started before {dep:?} succeeded");
+            let dep_done = position(*dep, Type::StageSucceeded)
+                .unwrap_or_else(|| panic!("{dep:?} never succeeded"));
+            assert!(
+                dep_done < queued,
+                "{kind:?} was queued before {dep:?} succeeded"
+            );
         }
     }
 }
 
 async fn check_master(mesh: &TestMesh, token: &str, project: &str) {
     let channel = mesh.channel().await;
-    let mut assets = v1::asset_service_client::AssetServiceClient::new(channel).max_decoding_message_size(8 << 20);
+    let mut assets = v1::asset_service_client::AssetServiceClient::new(channel)
+        .max_decoding_message_size(8 << 20);
     let listed = assets
-        .list_assets(authed(token, v1::ListAssetsRequest { parent: project.into(), page_size: 0, page_token: String::new() }))
+        .list_assets(authed(
+            token,
+            v1::ListAssetsRequest {
+                parent: project.into(),
+                page_size: 0,
+                page_token: String::new(),
+            },
+        ))
         .await
         .expect("list assets")
         .into_inner();
     let kinds: Vec<_> = listed.assets.iter().map(|a| a.kind()).collect();
-    for kind in [v1::AssetKind::Composition, v1::AssetKind::Midi, v1::AssetKind::Stem, v1::AssetKind::Mix, v1::AssetKind::Master] {
+    for kind in [
+        v1::AssetKind::Composition,
+        v1::AssetKind::Midi,
+        v1::AssetKind::Stem,
+        v1::AssetKind::Mix,
+        v1::AssetKind::Master,
+    ] {
         assert!(kinds.contains(&kind), "no {kind:?} asset among {kinds:?}");
     }
-    let master = listed.assets.iter().find(|a| a.kind() == v1::AssetKind::Master).expect("master");
+    let master = listed
+        .assets
+        .iter()
+        .find(|a| a.kind() == v1::AssetKind::Master)
+        .expect("master");
     let mut stream = assets
-        .read_asset(authed(token, v1::ReadAssetRequest { name: master.name.clone() }))
+        .read_asset(authed(
+            token,
+            v1::ReadAssetRequest {
+                name: master.name.clone(),
+            },
+        ))
         .await
         .expect("read master")
         .into_inner();
@@ -118,18 +188,38 @@ async fn check_master(mesh: &TestMesh, token: &str, project: &str) {
     let spec = reader.spec();
     assert_eq!(spec.sample_rate, 44_100);
     let frames = reader.duration();
-    assert_eq!(frames, 10 * 44_100, "the master lasts exactly the requested 10 s");
-    let samples: Vec<i32> = reader.into_samples::<i32>().map(|s| s.expect("sample")).collect();
+    assert_eq!(
+        frames,
+        10 * 44_100,
+        "the master lasts exactly the requested 10 s"
+    );
+    let samples: Vec<i32> = reader
+        .into_samples::<i32>()
+        .map(|s| s.expect("sample"))
+        .collect();
     let peak = samples.iter().map(|s| s.unsigned_abs()).max().unwrap_or(0);
     let full_scale = 1u32 << (spec.bits_per_sample - 1);
-    assert!(f64::from(peak) > f64::from(full_scale) * 0.1, "the master is (nearly) silent: peak {peak}");
+    assert!(
+        f64::from(peak) > f64::from(full_scale) * 0.1,
+        "the master is (nearly) silent: peak {peak}"
+    );
 
     let url = assets
-        .get_download_url(authed(token, v1::GetDownloadUrlRequest { name: master.name.clone(), expire_seconds: 120 }))
+        .get_download_url(authed(
+            token,
+            v1::GetDownloadUrlRequest {
+                name: master.name.clone(),
+                expire_seconds: 120,
+            },
+        ))
         .await
         .expect("download url")
         .into_inner();
-    assert!(url.url.contains("/v1/files/") && url.url.contains("sig="), "{}", url.url);
+    assert!(
+        url.url.contains("/v1/files/") && url.url.contains("sig="),
+        "{}",
+        url.url
+    );
 }
 
 async fn song_end_to_end(has_vocals: bool) {
@@ -137,7 +227,12 @@ async fn song_end_to_end(has_vocals: bool) {
     let token = mesh.token("alice").await;
     let (project, run) = create_and_generate(&mesh, &token, has_vocals).await;
     assert_eq!(run.stages.len(), 6);
-    let skipped: Vec<_> = run.stages.iter().filter(|s| s.state() == StageState::Skipped).map(|s| s.kind()).collect();
+    let skipped: Vec<_> = run
+        .stages
+        .iter()
+        .filter(|s| s.state() == StageState::Skipped)
+        .map(|s| s.kind())
+        .collect();
     if has_vocals {
         assert!(skipped.is_empty());
     } else {
@@ -146,26 +241,46 @@ async fn song_end_to_end(has_vocals: bool) {
 
     let events = events_until_finished(&mesh, &token, &project.name, 0).await;
     let last = events.last().expect("events");
-    assert_eq!(last.run_state(), v1::RunState::Succeeded, "run failed: {}", last.message);
+    assert_eq!(
+        last.run_state(),
+        v1::RunState::Succeeded,
+        "run failed: {}",
+        last.message
+    );
     let ids: Vec<i64> = events.iter().map(|e| e.event_id).collect();
-    assert!(ids.windows(2).all(|w| w[1] == w[0] + 1), "event ids are consecutive: {ids:?}");
+    assert!(
+        ids.windows(2).all(|w| w[1] == w[0] + 1),
+        "event ids are consecutive: {ids:?}"
+    );
     check_dag_order(&events, has_vocals);
 
     // Reconnect in the middle: exactly the rest, nothing missed or repeated.
     let middle = events[events.len() / 2].event_id;
     let resumed = events_until_finished(&mesh, &token, &project.name, middle).await;
     let expected: Vec<i64> = ids.iter().copied().filter(|id| *id > middle).collect();
-    assert_eq!(resumed.iter().map(|e| e.event_id).collect::<Vec<_>>(), expected);
+    assert_eq!(
+        resumed.iter().map(|e| e.event_id).collect::<Vec<_>>(),
+        expected
+    );
 
     let mut projects = v1::project_service_client::ProjectServiceClient::new(mesh.channel().await);
     let status = projects
-        .get_project_status(authed(&token, v1::GetProjectStatusRequest { name: project.name.clone() }))
+        .get_project_status(authed(
+            &token,
+            v1::GetProjectStatusRequest {
+                name: project.name.clone(),
+            },
+        ))
         .await
         .expect("status")
         .into_inner();
     assert_eq!(status.state(), v1::RunState::Succeeded);
     assert!((status.progress - 1.0).abs() < 1e-6);
-    let states: HashMap<_, _> = status.stages.iter().map(|s| (s.kind(), s.state())).collect();
+    let states: HashMap<_, _> = status
+        .stages
+        .iter()
+        .map(|s| (s.kind(), s.state()))
+        .collect();
     assert_eq!(states[&StageKind::Master], StageState::Succeeded);
 
     check_master(&mesh, &token, &project.name).await;
@@ -173,7 +288,12 @@ async fn song_end_to_end(has_vocals: bool) {
     // Another user sees none of it.
     let mallory = mesh.token("mallory").await;
     let err = projects
-        .get_project(authed(&mallory, v1::GetProjectRequest { name: project.name.clone() }))
+        .get_project(authed(
+            &mallory,
+            v1::GetProjectRequest {
+                name: project.name.clone(),
+            },
+        ))
         .await
         .expect_err("someone else's project");
     assert_eq!(err.code(), tonic::Code::NotFound);
@@ -196,15 +316,18 @@ async fn the_one_call_track_path_ends_with_a_file_url() {
     let token = mesh.token("trackie").await;
     let mut tracks = v1::track_service_client::TrackServiceClient::new(mesh.channel().await);
     let created = tracks
-        .create_track(authed(&token, v1::CreateTrackRequest {
-            prompt: "short techno loop".into(),
-            duration_seconds: 6,
-            has_vocals: false,
-            style_strength: 0.5,
-            request_id: "track-1".into(),
-            seed: Some(3),
-            lyrics: None,
-        }))
+        .create_track(authed(
+            &token,
+            v1::CreateTrackRequest {
+                prompt: "short techno loop".into(),
+                duration_seconds: 6,
+                has_vocals: false,
+                style_strength: 0.5,
+                request_id: "track-1".into(),
+                seed: Some(3),
+                lyrics: None,
+            },
+        ))
         .await
         .expect("create track")
         .into_inner();
@@ -212,11 +335,19 @@ async fn the_one_call_track_path_ends_with_a_file_url() {
     let track = tokio::time::timeout(SONG_TIMEOUT, async {
         loop {
             let track = tracks
-                .get_track(authed(&token, v1::GetTrackRequest { name: created.track.clone() }))
+                .get_track(authed(
+                    &token,
+                    v1::GetTrackRequest {
+                        name: created.track.clone(),
+                    },
+                ))
                 .await
                 .expect("get track")
                 .into_inner();
-            if matches!(track.state(), v1::track::State::Complete | v1::track::State::Failed) {
+            if matches!(
+                track.state(),
+                v1::track::State::Complete | v1::track::State::Failed
+            ) {
                 return track;
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -224,9 +355,23 @@ async fn the_one_call_track_path_ends_with_a_file_url() {
     })
     .await
     .expect("the track completes in time");
-    assert_eq!(track.state(), v1::track::State::Complete, "{}", track.error_message);
+    assert_eq!(
+        track.state(),
+        v1::track::State::Complete,
+        "{}",
+        track.error_message
+    );
     assert!(track.file_url.contains("sig="), "{}", track.file_url);
-    let job = tracks.get_job(authed(&token, v1::GetJobRequest { name: created.job.clone() })).await.expect("job").into_inner();
+    let job = tracks
+        .get_job(authed(
+            &token,
+            v1::GetJobRequest {
+                name: created.job.clone(),
+            },
+        ))
+        .await
+        .expect("job")
+        .into_inner();
     assert_eq!(job.track, created.track);
     assert_eq!(job.run.expect("run").state(), v1::RunState::Succeeded);
     mesh.stop().await;

@@ -30,7 +30,11 @@ fn segments<'a>(
 
 fn error(name: &str, expected: &'static str, pattern: &'static str) -> NameError {
     let shown: String = name.chars().take(80).collect();
-    NameError { name: shown, expected, pattern }
+    NameError {
+        name: shown,
+        expected,
+        pattern,
+    }
 }
 
 fn parse_uuid(segment: &str) -> Option<Uuid> {
@@ -144,7 +148,11 @@ impl ProjectOrRun {
             return Ok(Self::Run(run));
         }
         ProjectName::parse(name).map(Self::Project).map_err(|_| {
-            error(name, "project or run", "projects/{uuid} or projects/{uuid}/runs/{uuid}")
+            error(
+                name,
+                "project or run",
+                "projects/{uuid} or projects/{uuid}/runs/{uuid}",
+            )
         })
     }
 

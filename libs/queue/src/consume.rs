@@ -72,7 +72,17 @@ pub async fn consume<H, Fut>(
 {
     let mut backoff = Duration::from_millis(200);
     while !shutdown.is_cancelled() {
-        match consume_once(url, name, topology, queue, prefetch, &shutdown, handler.clone()).await {
+        match consume_once(
+            url,
+            name,
+            topology,
+            queue,
+            prefetch,
+            &shutdown,
+            handler.clone(),
+        )
+        .await
+        {
             Ok(()) => backoff = Duration::from_millis(200),
             Err(err) => {
                 tracing::warn!(queue, error = %err, retry_in_ms = backoff.as_millis() as u64, "consumer lost the broker");
@@ -102,7 +112,9 @@ where
     let connection = crate::connect(url, name).await?;
     let channel = connection.create_channel().await?;
     topology.declare(&channel).await?;
-    channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    channel
+        .basic_qos(prefetch, BasicQosOptions::default())
+        .await?;
     let mut consumer = channel
         .basic_consume(
             queue.to_owned().into(),

@@ -26,7 +26,9 @@ pub fn wrap_with_id(message_id: uuid::Uuid, body: Body) -> Envelope {
     Envelope {
         schema_version: SCHEMA_VERSION,
         message_id: message_id.to_string(),
-        traceparent: cadenza_telemetry::trace::current_or_new().child().traceparent(),
+        traceparent: cadenza_telemetry::trace::current_or_new()
+            .child()
+            .traceparent(),
         sent_time: Some(cadenza_proto::timestamp(chrono::Utc::now())),
         body: Some(body),
     }
@@ -68,7 +70,10 @@ mod tests {
             decode(&encode(&future)),
             Err(EnvelopeError::UnsupportedVersion(2))
         ));
-        assert!(matches!(decode(b"\xff\xff\xff"), Err(EnvelopeError::Malformed(_))));
+        assert!(matches!(
+            decode(b"\xff\xff\xff"),
+            Err(EnvelopeError::Malformed(_))
+        ));
         let mut empty = envelope;
         empty.body = None;
         assert!(matches!(decode(&encode(&empty)), Err(EnvelopeError::Empty)));

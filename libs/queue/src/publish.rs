@@ -1,7 +1,7 @@
 //! Publishing with publisher confirms.
 
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::Confirmation;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
@@ -57,7 +57,10 @@ impl Publisher {
         payload: &[u8],
     ) -> Result<(), PublishError> {
         let mut guard = self.link.lock().await;
-        if guard.as_ref().is_none_or(|link| !link.connection.status().connected()) {
+        if guard
+            .as_ref()
+            .is_none_or(|link| !link.connection.status().connected())
+        {
             *guard = Some(self.open().await?);
         }
         let Some(link) = guard.as_ref() else {
@@ -104,7 +107,9 @@ impl Publisher {
         let connection = crate::connect(&self.url, &self.name).await?;
         let channel = connection.create_channel().await?;
         self.topology.declare(&channel).await?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
         Ok(Link {
             connection,
             channel,
@@ -114,7 +119,10 @@ impl Publisher {
     /// Whether the broker can be reached (connecting if needed): the readiness signal.
     pub async fn ping(&self) -> bool {
         let mut guard = self.link.lock().await;
-        if guard.as_ref().is_some_and(|link| link.connection.status().connected()) {
+        if guard
+            .as_ref()
+            .is_some_and(|link| link.connection.status().connected())
+        {
             return true;
         }
         match self.open().await {

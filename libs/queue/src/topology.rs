@@ -77,9 +77,13 @@ impl Topology {
             .await?;
 
         let mut dead_letter_args = FieldTable::default();
-        dead_letter_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        dead_letter_args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         self.add_expiry(&mut dead_letter_args);
-        self.queue(channel, &self.dead_letter_queue(), dead_letter_args).await?;
+        self.queue(channel, &self.dead_letter_queue(), dead_letter_args)
+            .await?;
         channel
             .queue_bind(
                 self.dead_letter_queue().into(),
@@ -90,8 +94,12 @@ impl Topology {
             )
             .await?;
 
-        for (queue, key) in [(self.work_queue(), WORK_KEY), (self.update_queue(), UPDATE_KEY)] {
-            self.queue(channel, &queue, self.work_queue_arguments()).await?;
+        for (queue, key) in [
+            (self.work_queue(), WORK_KEY),
+            (self.update_queue(), UPDATE_KEY),
+        ] {
+            self.queue(channel, &queue, self.work_queue_arguments())
+                .await?;
             channel
                 .queue_bind(
                     queue.into(),
@@ -105,7 +113,12 @@ impl Topology {
         Ok(())
     }
 
-    async fn queue(&self, channel: &Channel, name: &str, args: FieldTable) -> Result<(), lapin::Error> {
+    async fn queue(
+        &self,
+        channel: &Channel,
+        name: &str,
+        args: FieldTable,
+    ) -> Result<(), lapin::Error> {
         channel
             .queue_declare(
                 name.into(),
@@ -121,7 +134,10 @@ impl Topology {
 
     fn work_queue_arguments(&self) -> FieldTable {
         let mut args = FieldTable::default();
-        args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        args.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         args.insert(
             "x-delivery-limit".into(),
             AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
@@ -135,7 +151,10 @@ impl Topology {
             "x-dead-letter-strategy".into(),
             AMQPValue::LongString("at-least-once".into()),
         );
-        args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        args.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
         self.add_expiry(&mut args);
         args
     }
@@ -150,7 +169,11 @@ impl Topology {
     /// Deletes every queue and exchange (tests clean up after themselves).
     pub async fn delete(&self, channel: &Channel) -> Result<(), lapin::Error> {
         use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
-        for queue in [self.work_queue(), self.update_queue(), self.dead_letter_queue()] {
+        for queue in [
+            self.work_queue(),
+            self.update_queue(),
+            self.dead_letter_queue(),
+        ] {
             channel
                 .queue_delete(queue.into(), QueueDeleteOptions::default())
                 .await?;

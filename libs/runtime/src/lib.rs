@@ -36,7 +36,12 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 impl Health {
     /// `services` are the fully qualified gRPC service names this process serves;
     /// the overall status (`""`) is reported too.
-    pub fn new(services: Vec<&'static str>) -> (Self, tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>) {
+    pub fn new(
+        services: Vec<&'static str>,
+    ) -> (
+        Self,
+        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
+    ) {
         let (reporter, server) = tonic_health::server::health_reporter();
         (Self { reporter, services }, server)
     }
@@ -70,8 +75,12 @@ impl Health {
                 } else {
                     tracing::warn!(failing = ?failing, "not ready: dependencies unreachable");
                 }
-                self.set(if now_serving { ServingStatus::Serving } else { ServingStatus::NotServing })
-                    .await;
+                self.set(if now_serving {
+                    ServingStatus::Serving
+                } else {
+                    ServingStatus::NotServing
+                })
+                .await;
                 serving = Some(now_serving);
             }
             tokio::select! {
@@ -85,8 +94,12 @@ impl Health {
 
 /// Server reflection, v1 and v1alpha (clients differ in which they ask for).
 pub fn reflection() -> anyhow::Result<(
-    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
-    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
 )> {
     let v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(cadenza_proto::FILE_DESCRIPTOR_SET)

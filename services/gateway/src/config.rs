@@ -24,7 +24,10 @@ impl Config {
         let dev_mode = env.flag("CADENZA_DEV_MODE", false);
         let jwt_secret = env.secret("CADENZA_JWT_SECRET");
         if jwt_secret.is_none() && !dev_mode {
-            env.problem("CADENZA_JWT_SECRET", "required outside dev mode (at least 32 bytes)");
+            env.problem(
+                "CADENZA_JWT_SECRET",
+                "required outside dev mode (at least 32 bytes)",
+            );
         }
         Self {
             addr: env.addr("CADENZA_GATEWAY_ADDR", DEFAULT_ADDR),

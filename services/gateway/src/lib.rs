@@ -32,8 +32,14 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            grpc: TcpListener::bind(config.addr).await.with_context(|| format!("binding {}", config.addr))?,
-            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+            grpc: TcpListener::bind(config.addr)
+                .await
+                .with_context(|| format!("binding {}", config.addr))?,
+            admin: Some(
+                TcpListener::bind(config.admin_addr)
+                    .await
+                    .with_context(|| format!("binding {}", config.admin_addr))?,
+            ),
         })
     }
 }
@@ -67,7 +73,11 @@ fn cors(config: &Config) -> CorsLayer {
         .max_age(Duration::from_secs(3600))
 }
 
-pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let keys = match &config.jwt_secret {
         Some(secret) => TokenKeys::new(secret).context("CADENZA_JWT_SECRET")?,
         None => {
@@ -90,22 +100,37 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     ]);
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
     tokio::spawn(health.track(
-        vec![("project", cadenza_runtime::probe(move || {
-            let mut client = upstream.clone();
-            async move {
-                client
-                    .check(tonic_health::pb::HealthCheckRequest { service: String::new() })
-                    .await
-                    .is_ok_and(|r| r.into_inner().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
-            }
-        }))],
+        vec![(
+            "project",
+            cadenza_runtime::probe(move || {
+                let mut client = upstream.clone();
+                async move {
+                    client
+                        .check(tonic_health::pb::HealthCheckRequest {
+                            service: String::new(),
+                        })
+                        .await
+                        .is_ok_and(|r| {
+                            r.into_inner().status
+                                == tonic_health::pb::health_check_response::ServingStatus::Serving
+                                    as i32
+                        })
+                }
+            }),
+        )],
         shutdown.clone(),
     ));
     if let Some(admin) = listeners.admin {
-        tokio::spawn(cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), shutdown.clone()));
+        tokio::spawn(cadenza_telemetry::admin::serve(
+            admin,
+            cadenza_telemetry::prometheus(),
+            shutdown.clone(),
+        ));
     }
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
-    let dev = config.dev_mode.then(|| DevServiceServer::new(proxy::DevTokens { keys }));
+    let dev = config
+        .dev_mode
+        .then(|| DevServiceServer::new(proxy::DevTokens { keys }));
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), dev_mode = config.dev_mode, "gateway serving");
     tonic::transport::Server::builder()
         .accept_http1(true)
@@ -115,8 +140,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ProjectServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_service(TrackServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES))
+        .add_service(
+            ProjectServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            TrackServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
         .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_optional_service(dev)
         .serve_with_incoming_shutdown(

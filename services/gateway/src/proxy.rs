@@ -3,7 +3,10 @@
 use std::pin::Pin;
 
 use cadenza_auth::TokenKeys;
-use cadenza_proto::v1::{self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient, track_service_client::TrackServiceClient};
+use cadenza_proto::v1::{
+    self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
+    track_service_client::TrackServiceClient,
+};
 use cadenza_telemetry::grpc::TracedChannel;
 use futures::Stream;
 use tonic::{Request, Response, Status};
@@ -35,68 +38,118 @@ macro_rules! forward_stream {
         let subject = authenticate(&$self.keys, &$request)?;
         let call = upstream(&subject, $request.into_inner())?;
         let response = $self.$client.clone().$method(call).await?;
-        Ok(Response::new(Box::pin(response.into_inner()) as BoxStream<_>))
+        Ok(Response::new(
+            Box::pin(response.into_inner()) as BoxStream<_>
+        ))
     }};
 }
 
 #[tonic::async_trait]
 impl v1::project_service_server::ProjectService for Proxy {
-    async fn create_project(&self, request: Request<v1::CreateProjectRequest>) -> Result<Response<v1::Project>, Status> {
+    async fn create_project(
+        &self,
+        request: Request<v1::CreateProjectRequest>,
+    ) -> Result<Response<v1::Project>, Status> {
         forward!(self, request, projects, create_project)
     }
-    async fn get_project(&self, request: Request<v1::GetProjectRequest>) -> Result<Response<v1::Project>, Status> {
+    async fn get_project(
+        &self,
+        request: Request<v1::GetProjectRequest>,
+    ) -> Result<Response<v1::Project>, Status> {
         forward!(self, request, projects, get_project)
     }
-    async fn list_projects(&self, request: Request<v1::ListProjectsRequest>) -> Result<Response<v1::ListProjectsResponse>, Status> {
+    async fn list_projects(
+        &self,
+        request: Request<v1::ListProjectsRequest>,
+    ) -> Result<Response<v1::ListProjectsResponse>, Status> {
         forward!(self, request, projects, list_projects)
     }
-    async fn update_project(&self, request: Request<v1::UpdateProjectRequest>) -> Result<Response<v1::Project>, Status> {
+    async fn update_project(
+        &self,
+        request: Request<v1::UpdateProjectRequest>,
+    ) -> Result<Response<v1::Project>, Status> {
         forward!(self, request, projects, update_project)
     }
-    async fn delete_project(&self, request: Request<v1::DeleteProjectRequest>) -> Result<Response<()>, Status> {
+    async fn delete_project(
+        &self,
+        request: Request<v1::DeleteProjectRequest>,
+    ) -> Result<Response<()>, Status> {
         forward!(self, request, projects, delete_project)
     }
-    async fn generate_song(&self, request: Request<v1::GenerateSongRequest>) -> Result<Response<v1::Run>, Status> {
+    async fn generate_song(
+        &self,
+        request: Request<v1::GenerateSongRequest>,
+    ) -> Result<Response<v1::Run>, Status> {
         forward!(self, request, projects, generate_song)
     }
-    async fn cancel_generation(&self, request: Request<v1::CancelGenerationRequest>) -> Result<Response<v1::Run>, Status> {
+    async fn cancel_generation(
+        &self,
+        request: Request<v1::CancelGenerationRequest>,
+    ) -> Result<Response<v1::Run>, Status> {
         forward!(self, request, projects, cancel_generation)
     }
-    async fn get_project_status(&self, request: Request<v1::GetProjectStatusRequest>) -> Result<Response<v1::ProjectStatus>, Status> {
+    async fn get_project_status(
+        &self,
+        request: Request<v1::GetProjectStatusRequest>,
+    ) -> Result<Response<v1::ProjectStatus>, Status> {
         forward!(self, request, projects, get_project_status)
     }
     type WatchProjectStream = BoxStream<v1::StageEvent>;
-    async fn watch_project(&self, request: Request<v1::WatchProjectRequest>) -> Result<Response<Self::WatchProjectStream>, Status> {
+    async fn watch_project(
+        &self,
+        request: Request<v1::WatchProjectRequest>,
+    ) -> Result<Response<Self::WatchProjectStream>, Status> {
         forward_stream!(self, request, projects, watch_project)
     }
-    async fn list_job_logs(&self, request: Request<v1::ListJobLogsRequest>) -> Result<Response<v1::ListJobLogsResponse>, Status> {
+    async fn list_job_logs(
+        &self,
+        request: Request<v1::ListJobLogsRequest>,
+    ) -> Result<Response<v1::ListJobLogsResponse>, Status> {
         forward!(self, request, projects, list_job_logs)
     }
 }
 
 #[tonic::async_trait]
 impl v1::track_service_server::TrackService for Proxy {
-    async fn create_track(&self, request: Request<v1::CreateTrackRequest>) -> Result<Response<v1::CreateTrackResponse>, Status> {
+    async fn create_track(
+        &self,
+        request: Request<v1::CreateTrackRequest>,
+    ) -> Result<Response<v1::CreateTrackResponse>, Status> {
         forward!(self, request, tracks, create_track)
     }
-    async fn get_track(&self, request: Request<v1::GetTrackRequest>) -> Result<Response<v1::Track>, Status> {
+    async fn get_track(
+        &self,
+        request: Request<v1::GetTrackRequest>,
+    ) -> Result<Response<v1::Track>, Status> {
         forward!(self, request, tracks, get_track)
     }
-    async fn get_job(&self, request: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
+    async fn get_job(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
         forward!(self, request, tracks, get_job)
     }
 }
 
 #[tonic::async_trait]
 impl v1::asset_service_server::AssetService for Proxy {
-    async fn list_assets(&self, request: Request<v1::ListAssetsRequest>) -> Result<Response<v1::ListAssetsResponse>, Status> {
+    async fn list_assets(
+        &self,
+        request: Request<v1::ListAssetsRequest>,
+    ) -> Result<Response<v1::ListAssetsResponse>, Status> {
         forward!(self, request, assets, list_assets)
     }
-    async fn get_download_url(&self, request: Request<v1::GetDownloadUrlRequest>) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
+    async fn get_download_url(
+        &self,
+        request: Request<v1::GetDownloadUrlRequest>,
+    ) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
         forward!(self, request, assets, get_download_url)
     }
     type ReadAssetStream = BoxStream<v1::ReadAssetResponse>;
-    async fn read_asset(&self, request: Request<v1::ReadAssetRequest>) -> Result<Response<Self::ReadAssetStream>, Status> {
+    async fn read_asset(
+        &self,
+        request: Request<v1::ReadAssetRequest>,
+    ) -> Result<Response<Self::ReadAssetStream>, Status> {
         forward_stream!(self, request, assets, read_asset)
     }
 }
@@ -111,14 +164,26 @@ const MAX_DEV_TTL: u32 = 7 * 86_400;
 
 #[tonic::async_trait]
 impl v1::dev_service_server::DevService for DevTokens {
-    async fn issue_dev_token(&self, request: Request<v1::IssueDevTokenRequest>) -> Result<Response<v1::IssueDevTokenResponse>, Status> {
+    async fn issue_dev_token(
+        &self,
+        request: Request<v1::IssueDevTokenRequest>,
+    ) -> Result<Response<v1::IssueDevTokenResponse>, Status> {
         use cadenza_runtime::status::{Violation, invalid_argument};
         let request = request.into_inner();
-        let subject = if request.subject.is_empty() { "dev".to_owned() } else { request.subject };
+        let subject = if request.subject.is_empty() {
+            "dev".to_owned()
+        } else {
+            request.subject
+        };
         let ttl = match request.ttl_seconds {
             0 => DEFAULT_DEV_TTL,
             t if (60..=MAX_DEV_TTL).contains(&t) => t,
-            _ => return Err(invalid_argument(vec![Violation::new("ttl_seconds", format!("must be 60 to {MAX_DEV_TTL}"))])),
+            _ => {
+                return Err(invalid_argument(vec![Violation::new(
+                    "ttl_seconds",
+                    format!("must be 60 to {MAX_DEV_TTL}"),
+                )]));
+            }
         };
         if !cadenza_auth::valid_subject(&subject) {
             return Err(invalid_argument(vec![Violation::new(
@@ -131,6 +196,9 @@ impl v1::dev_service_server::DevService for DevTokens {
             .issue(&subject, chrono::Duration::seconds(i64::from(ttl)))
             .map_err(|err| cadenza_runtime::status::internal(&err))?;
         tracing::info!(subject = %subject, "dev token issued");
-        Ok(Response::new(v1::IssueDevTokenResponse { token, expire_time: Some(cadenza_proto::timestamp(expires)) }))
+        Ok(Response::new(v1::IssueDevTokenResponse {
+            token,
+            expire_time: Some(cadenza_proto::timestamp(expires)),
+        }))
     }
 }

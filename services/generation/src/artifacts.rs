@@ -42,7 +42,9 @@ pub async fn download(
     kind: ArtifactKind,
 ) -> Result<Artifact, tonic::Status> {
     let mut stream = storage
-        .get_object(v1::GetObjectRequest { key: reference.object_key.clone() })
+        .get_object(v1::GetObjectRequest {
+            key: reference.object_key.clone(),
+        })
         .await?
         .into_inner();
     let mut bytes = Vec::with_capacity(usize::try_from(reference.size_bytes).unwrap_or(0));
@@ -50,7 +52,10 @@ pub async fn download(
         bytes.extend_from_slice(&part.chunk);
     }
     if !reference.sha256.is_empty() && hex::encode(Sha256::digest(&bytes)) != reference.sha256 {
-        return Err(tonic::Status::data_loss(format!("{} does not match its checksum", reference.file_name)));
+        return Err(tonic::Status::data_loss(format!(
+            "{} does not match its checksum",
+            reference.file_name
+        )));
     }
     Ok(Artifact {
         kind,
@@ -84,7 +89,9 @@ pub async fn upload(
     let chunks: Vec<v1::PutObjectRequest> = artifact
         .bytes
         .chunks(CHUNK)
-        .map(|c| v1::PutObjectRequest { part: Some(v1::put_object_request::Part::Chunk(c.to_vec())) })
+        .map(|c| v1::PutObjectRequest {
+            part: Some(v1::put_object_request::Part::Chunk(c.to_vec())),
+        })
         .collect();
     let messages = futures::stream::iter(std::iter::once(header).chain(chunks));
     let info = storage.put_object(messages).await?.into_inner();

@@ -22,19 +22,34 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            grpc: TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding {}", config.grpc_addr))?,
-            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+            grpc: TcpListener::bind(config.grpc_addr)
+                .await
+                .with_context(|| format!("binding {}", config.grpc_addr))?,
+            admin: Some(
+                TcpListener::bind(config.admin_addr)
+                    .await
+                    .with_context(|| format!("binding {}", config.admin_addr))?,
+            ),
         })
     }
 }
 
 /// Runs the workers until `shutdown`; stages in flight finish first.
-pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut topology = Topology::new(&config.queue_prefix);
     topology.expires = config.queue_expiry;
-    let publisher = Arc::new(Publisher::new(&config.amqp_url, "cadenza-generation", topology.clone()));
-    let storage = StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?)
-        .max_decoding_message_size(8 << 20);
+    let publisher = Arc::new(Publisher::new(
+        &config.amqp_url,
+        "cadenza-generation",
+        topology.clone(),
+    ));
+    let storage =
+        StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?)
+            .max_decoding_message_size(8 << 20);
     let worker = Arc::new(worker::Worker {
         publisher: publisher.clone(),
         storage,
@@ -43,28 +58,43 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
 
     let mut tasks = tokio::task::JoinSet::new();
     {
-        let (url, queue, stop) = (config.amqp_url.clone(), topology.work_queue(), shutdown.clone());
+        let (url, queue, stop) = (
+            config.amqp_url.clone(),
+            topology.work_queue(),
+            shutdown.clone(),
+        );
         let (topology, concurrency) = (topology.clone(), config.concurrency);
         tasks.spawn(async move {
-            cadenza_queue::consume(&url, "cadenza-generation-worker", &topology, &queue, concurrency, stop, move |incoming| {
-                worker.clone().handle(incoming)
-            })
+            cadenza_queue::consume(
+                &url,
+                "cadenza-generation-worker",
+                &topology,
+                &queue,
+                concurrency,
+                stop,
+                move |incoming| worker.clone().handle(incoming),
+            )
             .await;
         });
     }
     let (health, health_service) = cadenza_runtime::Health::new(vec![]);
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
-        vec![("rabbitmq", cadenza_runtime::probe(move || {
-            let publisher = probe_publisher.clone();
-            async move { publisher.ping().await }
-        }))],
+        vec![(
+            "rabbitmq",
+            cadenza_runtime::probe(move || {
+                let publisher = probe_publisher.clone();
+                async move { publisher.ping().await }
+            }),
+        )],
         shutdown.clone(),
     ));
     if let Some(admin) = listeners.admin {
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(err) = cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await {
+            if let Err(err) =
+                cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await
+            {
                 tracing::warn!(error = %err, "admin endpoint stopped");
             }
         });
@@ -72,7 +102,9 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), concurrency = config.concurrency, "generation serving");
     tonic::transport::Server::builder()
-        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("generation"))
+        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new(
+            "generation",
+        ))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -3,13 +3,16 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use cadenza_proto::v1::{self, envelope::Body, stage_update::Update, storage_service_client::StorageServiceClient};
+use cadenza_proto::v1::{
+    self, envelope::Body, stage_update::Update, storage_service_client::StorageServiceClient,
+};
 use cadenza_queue::consume::{Handled, Incoming};
 use cadenza_queue::{Publisher, topology::UPDATE_KEY};
 use cadenza_synth::{SongRequest, Stage, SynthError};
 use cadenza_telemetry::grpc::TracedChannel;
 use cadenza_telemetry::trace::{self, TraceContext};
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::artifacts;
 
@@ -67,10 +70,15 @@ impl Worker {
             tracing::error!("dead-lettering a message that is not stage work");
             return Handled::Reject;
         };
-        let context = TraceContext::from_traceparent(&envelope.traceparent, None).unwrap_or_else(TraceContext::new_root);
-        let span = tracing::info_span!("stage", trace_id = %context.trace_id, run_id = %work.run_id, kind = ?work.kind(), attempt = work.attempt);
-        let _entered = span.enter();
-        drop(_entered);
+        let context = TraceContext::from_traceparent(&envelope.traceparent, None)
+            .unwrap_or_else(TraceContext::new_root);
+        let span = tracing::info_span!(
+            "stage",
+            trace_id = %context.trace_id,
+            run_id = %work.run_id,
+            kind = cadenza_proto::stage_slug(work.kind()),
+            attempt = work.attempt
+        );
         trace::scope(context, async move {
             let started = Instant::now();
             if self.publish(&work, Update::Started(v1::StageStarted {}), Vec::new()).await.is_err() {
@@ -103,13 +111,22 @@ impl Worker {
                 Err(()) => Handled::Requeue,
             }
         })
+        .instrument(span)
         .await
     }
 
     async fn render(&self, work: &v1::StageWork) -> Result<Vec<v1::ArtifactRef>, Failure> {
-        let invalid = |message: String| Failure { code: "INVALID_INPUT", message, retryable: false };
-        let stage = stage_of(work.kind()).ok_or_else(|| invalid("the stage kind is not set".into()))?;
-        let spec = work.spec.clone().ok_or_else(|| invalid("the song spec is missing".into()))?;
+        let invalid = |message: String| Failure {
+            code: "INVALID_INPUT",
+            message,
+            retryable: false,
+        };
+        let stage =
+            stage_of(work.kind()).ok_or_else(|| invalid("the stage kind is not set".into()))?;
+        let spec = work
+            .spec
+            .clone()
+            .ok_or_else(|| invalid("the song spec is missing".into()))?;
         let request = SongRequest {
             prompt: spec.prompt,
             duration_seconds: spec.duration_seconds,
@@ -126,7 +143,11 @@ impl Worker {
                 .iter()
                 .find(|r| artifacts::from_proto(r.kind()) == Some(*needed))
                 .ok_or_else(|| invalid(format!("the {needed:?} input is missing")))?;
-            inputs.push(artifacts::download(&mut storage, reference, *needed).await.map_err(|s| Failure::storage(&s))?);
+            inputs.push(
+                artifacts::download(&mut storage, reference, *needed)
+                    .await
+                    .map_err(|s| Failure::storage(&s))?,
+            );
         }
 
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<f32>();
@@ -146,29 +167,52 @@ impl Worker {
         // Forward progress while rendering; best effort, a lost report is harmless.
         let forwarding = async {
             while let Some(p) = progress_rx.recv().await {
-                let _ = self.publish(work, Update::Progress(v1::StageProgress { progress: p }), Vec::new()).await;
+                let _ = self
+                    .publish(
+                        work,
+                        Update::Progress(v1::StageProgress { progress: p }),
+                        Vec::new(),
+                    )
+                    .await;
             }
         };
         let (rendered, ()) = tokio::join!(rendering, forwarding);
         let outputs = match rendered {
             Ok(Ok(outputs)) => outputs,
             Ok(Err(SynthError::Cancelled)) => {
-                return Err(Failure { code: "CANCELLED", message: "the stage was cancelled".into(), retryable: false });
+                return Err(Failure {
+                    code: "CANCELLED",
+                    message: "the stage was cancelled".into(),
+                    retryable: false,
+                });
             }
             Ok(Err(err)) => return Err(invalid(err.to_string())),
             Err(join) => {
                 tracing::error!(error = %join, "the engine panicked");
-                return Err(Failure { code: "ENGINE_ERROR", message: "the engine failed unexpectedly".into(), retryable: true });
+                return Err(Failure {
+                    code: "ENGINE_ERROR",
+                    message: "the engine failed unexpectedly".into(),
+                    retryable: true,
+                });
             }
         };
         let mut references = Vec::with_capacity(outputs.len());
         for artifact in outputs {
-            references.push(artifacts::upload(&mut storage, work, artifact).await.map_err(|s| Failure::storage(&s))?);
+            references.push(
+                artifacts::upload(&mut storage, work, artifact)
+                    .await
+                    .map_err(|s| Failure::storage(&s))?,
+            );
         }
         Ok(references)
     }
 
-    async fn publish(&self, work: &v1::StageWork, update: Update, logs: Vec<v1::WorkerLog>) -> Result<(), ()> {
+    async fn publish(
+        &self,
+        work: &v1::StageWork,
+        update: Update,
+        logs: Vec<v1::WorkerLog>,
+    ) -> Result<(), ()> {
         let message = v1::StageUpdate {
             run_id: work.run_id.clone(),
             stage_id: work.stage_id.clone(),
@@ -180,12 +224,21 @@ impl Worker {
         };
         let envelope = cadenza_queue::envelope::wrap(Body::StageUpdate(message));
         self.publisher
-            .publish(UPDATE_KEY, &envelope.message_id, &envelope.traceparent, &cadenza_queue::encode(&envelope))
+            .publish(
+                UPDATE_KEY,
+                &envelope.message_id,
+                &envelope.traceparent,
+                &cadenza_queue::encode(&envelope),
+            )
             .await
             .map_err(|err| tracing::warn!(error = %err, "publishing a stage update failed"))
     }
 }
 
 fn log_line(severity: i32, message: String) -> v1::WorkerLog {
-    v1::WorkerLog { severity, message, log_time: Some(cadenza_proto::timestamp(chrono::Utc::now())) }
+    v1::WorkerLog {
+        severity,
+        message,
+        log_time: Some(cadenza_proto::timestamp(chrono::Utc::now())),
+    }
 }

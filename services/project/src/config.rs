@@ -43,7 +43,11 @@ impl Config {
                 secs => Some(std::time::Duration::from_secs(secs)),
             },
             storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
-            max_duration_seconds: env.bounded("CADENZA_MAX_DURATION_SECONDS", DEFAULT_MAX_DURATION_SECONDS, 5..=3600),
+            max_duration_seconds: env.bounded(
+                "CADENZA_MAX_DURATION_SECONDS",
+                DEFAULT_MAX_DURATION_SECONDS,
+                5..=3600,
+            ),
             max_attempts: env.bounded("CADENZA_STAGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1..=20),
         }
     }

@@ -107,7 +107,10 @@ text_enum!(StageState {
 
 impl StageState {
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled | Self::Skipped)
+        matches!(
+            self,
+            Self::Succeeded | Self::Failed | Self::Cancelled | Self::Skipped
+        )
     }
     /// Done in a way that lets dependent stages start.
     pub fn satisfies_dependents(self) -> bool {
@@ -230,8 +233,19 @@ mod tests {
         for kind in StageKind::ALL {
             assert_eq!(StageKind::parse(kind.as_str()), Some(kind));
         }
-        for state in ["pending", "queued", "running", "succeeded", "failed", "cancelled", "skipped"] {
-            assert_eq!(StageState::parse(state).map(StageState::as_str), Some(state));
+        for state in [
+            "pending",
+            "queued",
+            "running",
+            "succeeded",
+            "failed",
+            "cancelled",
+            "skipped",
+        ] {
+            assert_eq!(
+                StageState::parse(state).map(StageState::as_str),
+                Some(state)
+            );
         }
         assert!(!StageKind::Vocals.needed(false));
         assert!(StageKind::Mix.needed(false));

@@ -31,7 +31,10 @@ impl ApiError {
     }
 
     pub fn project_not_found(name: impl std::fmt::Display) -> Self {
-        Self::NotFound("PROJECT_NOT_FOUND", format!("project `{name}` does not exist"))
+        Self::NotFound(
+            "PROJECT_NOT_FOUND",
+            format!("project `{name}` does not exist"),
+        )
     }
 }
 
@@ -46,8 +49,12 @@ impl From<ApiError> for Status {
         match err {
             ApiError::Invalid(violations) => status::invalid_argument(violations),
             ApiError::NotFound(reason, message) => status::not_found(reason, message),
-            ApiError::FailedPrecondition(reason, message) => status::failed_precondition(reason, message),
-            ApiError::AlreadyExists(reason, message) => status::with_reason(Code::AlreadyExists, reason, message),
+            ApiError::FailedPrecondition(reason, message) => {
+                status::failed_precondition(reason, message)
+            }
+            ApiError::AlreadyExists(reason, message) => {
+                status::with_reason(Code::AlreadyExists, reason, message)
+            }
             ApiError::Unauthenticated(message) => status::unauthenticated(message),
             ApiError::Database(diesel::result::Error::NotFound) => {
                 status::not_found("NOT_FOUND", "the requested resource does not exist")

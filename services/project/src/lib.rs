@@ -36,28 +36,43 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            grpc: TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding {}", config.grpc_addr))?,
-            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+            grpc: TcpListener::bind(config.grpc_addr)
+                .await
+                .with_context(|| format!("binding {}", config.grpc_addr))?,
+            admin: Some(
+                TcpListener::bind(config.admin_addr)
+                    .await
+                    .with_context(|| format!("binding {}", config.admin_addr))?,
+            ),
         })
     }
 }
 
 /// Runs the project service until `shutdown`. Migrations are not applied here:
 /// `migrate` (or the dev runner) does that first.
-pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let mut db_config = cadenza_db::DbConfig::new(&config.database_url, "cadenza-project");
     db_config.max_connections = config.db_pool_size;
     let pool = cadenza_db::build_pool(&db_config)?;
     let mut topology = Topology::new(&config.queue_prefix);
     topology.expires = config.queue_expiry;
-    let publisher = Arc::new(Publisher::new(&config.amqp_url, "cadenza-project", topology.clone()));
+    let publisher = Arc::new(Publisher::new(
+        &config.amqp_url,
+        "cadenza-project",
+        topology.clone(),
+    ));
     let relay_wake = Arc::new(Notify::new());
     let hub = watch::WatchHub::new();
     let orchestrator = orchestrator::Orchestrator {
         max_attempts: i32::try_from(config.max_attempts).unwrap_or(3),
         exchange: topology.exchange(),
     };
-    let storage = StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?);
+    let storage =
+        StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?);
     let shared = api::Shared {
         pool: pool.clone(),
         orchestrator: orchestrator.clone(),
@@ -68,15 +83,33 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     };
 
     let mut tasks = tokio::task::JoinSet::new();
-    tasks.spawn(relay::run(pool.clone(), publisher.clone(), relay_wake.clone(), shutdown.clone()));
+    tasks.spawn(relay::run(
+        pool.clone(),
+        publisher.clone(),
+        relay_wake.clone(),
+        shutdown.clone(),
+    ));
     tasks.spawn(hub.listen(config.database_url.clone(), shutdown.clone()));
     {
         let (pool, orchestrator, wake) = (pool.clone(), orchestrator.clone(), relay_wake.clone());
-        let (url, queue, topology, stop) = (config.amqp_url.clone(), topology.update_queue(), topology.clone(), shutdown.clone());
+        let (url, queue, topology, stop) = (
+            config.amqp_url.clone(),
+            topology.update_queue(),
+            topology.clone(),
+            shutdown.clone(),
+        );
         tasks.spawn(async move {
-            cadenza_queue::consume(&url, "cadenza-project-updates", &topology, &queue, UPDATE_PREFETCH, stop, move |incoming| {
-                updates::handle(pool.clone(), orchestrator.clone(), wake.clone(), incoming)
-            })
+            cadenza_queue::consume(
+                &url,
+                "cadenza-project-updates",
+                &topology,
+                &queue,
+                UPDATE_PREFETCH,
+                stop,
+                move |incoming| {
+                    updates::handle(pool.clone(), orchestrator.clone(), wake.clone(), incoming)
+                },
+            )
             .await;
         });
     }
@@ -90,21 +123,29 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
         vec![
-            ("postgres", cadenza_runtime::probe(move || {
-                let pool = probe_pool.clone();
-                async move { cadenza_db::pool::ping(&pool).await }
-            })),
-            ("rabbitmq", cadenza_runtime::probe(move || {
-                let publisher = probe_publisher.clone();
-                async move { publisher.ping().await }
-            })),
+            (
+                "postgres",
+                cadenza_runtime::probe(move || {
+                    let pool = probe_pool.clone();
+                    async move { cadenza_db::pool::ping(&pool).await }
+                }),
+            ),
+            (
+                "rabbitmq",
+                cadenza_runtime::probe(move || {
+                    let publisher = probe_publisher.clone();
+                    async move { publisher.ping().await }
+                }),
+            ),
         ],
         shutdown.clone(),
     ));
     if let Some(admin) = listeners.admin {
         let stop = shutdown.clone();
         tasks.spawn(async move {
-            if let Err(err) = cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await {
+            if let Err(err) =
+                cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await
+            {
                 tracing::warn!(error = %err, "admin endpoint stopped");
             }
         });
@@ -116,8 +157,12 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ProjectServiceServer::new(api::projects::ProjectApi { shared: shared.clone() }))
-        .add_service(TrackServiceServer::new(api::tracks::TrackApi { shared: shared.clone() }))
+        .add_service(ProjectServiceServer::new(api::projects::ProjectApi {
+            shared: shared.clone(),
+        }))
+        .add_service(TrackServiceServer::new(api::tracks::TrackApi {
+            shared: shared.clone(),
+        }))
         .add_service(AssetServiceServer::new(api::assets::AssetApi { shared }))
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listeners.grpc),

@@ -88,7 +88,13 @@ impl Orchestrator {
                 .execute(conn)
                 .await?;
         }
-        projects::set_state(conn, project.id, ProjectState::Generating.as_str(), Some(run_id)).await?;
+        projects::set_state(
+            conn,
+            project.id,
+            ProjectState::Generating.as_str(),
+            Some(run_id),
+        )
+        .await?;
         events::append(
             conn,
             project.id,
@@ -118,7 +124,10 @@ impl Orchestrator {
                 .and_then(|s| StageState::parse(&s.state))
         };
         for stage in &stage_rows {
-            let (Some(kind), Some(StageState::Pending)) = (StageKind::parse(&stage.kind), StageState::parse(&stage.state)) else {
+            let (Some(kind), Some(StageState::Pending)) = (
+                StageKind::parse(&stage.kind),
+                StageState::parse(&stage.state),
+            ) else {
                 continue;
             };
             let ready = kind
@@ -271,7 +280,9 @@ impl Orchestrator {
             StageState::parse(&stage.state),
             RunState::parse(&run.state),
         ) else {
-            return Err(ApiError::Internal(format!("stage {stage_id} has an unknown kind or state")));
+            return Err(ApiError::Internal(format!(
+                "stage {stage_id} has an unknown kind or state"
+            )));
         };
         let attempt = i32::try_from(update.attempt).unwrap_or(-1);
         if attempt != stage.attempt || run_state.is_terminal() {
@@ -285,25 +296,39 @@ impl Orchestrator {
                 .unwrap_or_else(Utc::now);
             let severity = i16::try_from(log.severity.clamp(1, 3)).unwrap_or(1);
             let message: String = log.message.chars().take(2000).collect();
-            run_store::add_log(conn, run.id, kind.as_str(), attempt, severity, &message, at).await?;
+            run_store::add_log(conn, run.id, kind.as_str(), attempt, severity, &message, at)
+                .await?;
         }
         if state.is_terminal() {
             return Ok(Applied::Ignored);
         }
         let provider: String = update.provider.chars().take(64).collect();
         match update.update {
-            Some(Update::Started(_)) => self.on_started(conn, &run, &stage, kind, state, &provider).await,
-            Some(Update::Progress(p)) => self.on_progress(conn, &run, &stage, kind, p.progress).await,
-            Some(Update::Completed(done)) => self.on_completed(conn, &run, &stage, kind, &provider, done).await,
+            Some(Update::Started(_)) => self.on_started(conn, &run, &stage, kind, &provider).await,
+            Some(Update::Progress(p)) => {
+                self.on_progress(conn, &run, &stage, kind, &provider, p.progress)
+                    .await
+            }
+            Some(Update::Completed(done)) => {
+                self.on_completed(conn, &run, &stage, kind, &provider, done)
+                    .await
+            }
             Some(Update::Failed(failed)) => self.on_failed(conn, &run, &stage, kind, failed).await,
             None => Ok(Applied::Ignored),
         }
     }
 
-    async fn mark_run_running(&self, conn: &mut AsyncPgConnection, run: &RunRow) -> ApiResult<RunState> {
+    async fn mark_run_running(
+        &self,
+        conn: &mut AsyncPgConnection,
+        run: &RunRow,
+    ) -> ApiResult<RunState> {
         if run.state == RunState::Queued.as_str() {
             diesel::update(runs::table.find(run.id))
-                .set((runs::state.eq(RunState::Running.as_str()), runs::started_at.eq(Utc::now())))
+                .set((
+                    runs::state.eq(RunState::Running.as_str()),
+                    runs::started_at.eq(Utc::now()),
+                ))
                 .execute(conn)
                 .await?;
         }
@@ -316,11 +341,34 @@ impl Orchestrator {
         run: &RunRow,
         stage: &StageRow,
         kind: StageKind,
-        state: StageState,
         provider: &str,
     ) -> ApiResult<Applied> {
-        if state != StageState::Queued {
-            return Ok(Applied::Ignored);
+        Ok(
+            if self
+                .ensure_started(conn, run, stage, kind, provider)
+                .await?
+            {
+                Applied::Changed
+            } else {
+                Applied::Ignored
+            },
+        )
+    }
+
+    /// Moves a queued stage to RUNNING and records its start, once. Reports of one
+    /// attempt are applied concurrently, so progress or completion may arrive
+    /// before "started": whichever comes first records the start, so every stage
+    /// has the same history, and the later "started" is ignored.
+    async fn ensure_started(
+        &self,
+        conn: &mut AsyncPgConnection,
+        run: &RunRow,
+        stage: &StageRow,
+        kind: StageKind,
+        provider: &str,
+    ) -> ApiResult<bool> {
+        if stage.state != StageState::Queued.as_str() {
+            return Ok(false);
         }
         diesel::update(stages::table.find(stage.id))
             .set((
@@ -331,8 +379,19 @@ impl Orchestrator {
             .execute(conn)
             .await?;
         let run_state = self.mark_run_running(conn, run).await?;
-        self.stage_event(conn, run, kind, StageState::Running, run_state, EventType::StageStarted, 0.0, stage.attempt, "").await?;
-        Ok(Applied::Changed)
+        self.stage_event(
+            conn,
+            run,
+            kind,
+            StageState::Running,
+            run_state,
+            EventType::StageStarted,
+            0.0,
+            stage.attempt,
+            "",
+        )
+        .await?;
+        Ok(true)
     }
 
     async fn on_progress(
@@ -341,23 +400,37 @@ impl Orchestrator {
         run: &RunRow,
         stage: &StageRow,
         kind: StageKind,
+        provider: &str,
         progress: f32,
     ) -> ApiResult<Applied> {
         // Progress never goes back, and a finished stage reports 1 by completing.
-        let progress = if progress.is_finite() { progress.clamp(0.0, 0.99) } else { 0.0 };
+        let progress = if progress.is_finite() {
+            progress.clamp(0.0, 0.99)
+        } else {
+            0.0
+        };
         if progress <= stage.progress {
             return Ok(Applied::Ignored);
         }
+        self.ensure_started(conn, run, stage, kind, provider)
+            .await?;
         diesel::update(stages::table.find(stage.id))
-            .set((
-                stages::progress.eq(progress),
-                stages::state.eq(StageState::Running.as_str()),
-                stages::started_at.eq(stage.started_at.unwrap_or_else(Utc::now)),
-            ))
+            .set(stages::progress.eq(progress))
             .execute(conn)
             .await?;
         let run_state = self.mark_run_running(conn, run).await?;
-        self.stage_event(conn, run, kind, StageState::Running, run_state, EventType::StageProgress, progress, stage.attempt, "").await?;
+        self.stage_event(
+            conn,
+            run,
+            kind,
+            StageState::Running,
+            run_state,
+            EventType::StageProgress,
+            progress,
+            stage.attempt,
+            "",
+        )
+        .await?;
         Ok(Applied::Changed)
     }
 
@@ -371,6 +444,8 @@ impl Orchestrator {
         done: v1::StageCompleted,
     ) -> ApiResult<Applied> {
         let now = Utc::now();
+        self.ensure_started(conn, run, stage, kind, provider)
+            .await?;
         for output in done.outputs {
             let kind_str = crate::domain::asset_kind_str(output.kind()).unwrap_or("unknown");
             diesel::insert_into(assets::table)
@@ -396,20 +471,31 @@ impl Orchestrator {
                 stages::state.eq(StageState::Succeeded.as_str()),
                 stages::progress.eq(1.0f32),
                 stages::provider.eq(provider),
-                stages::started_at.eq(stage.started_at.unwrap_or(now)),
                 stages::finished_at.eq(now),
             ))
             .execute(conn)
             .await?;
         let run_state = self.mark_run_running(conn, run).await?;
-        self.stage_event(conn, run, kind, StageState::Succeeded, run_state, EventType::StageSucceeded, 1.0, stage.attempt, "").await?;
+        self.stage_event(
+            conn,
+            run,
+            kind,
+            StageState::Succeeded,
+            run_state,
+            EventType::StageSucceeded,
+            1.0,
+            stage.attempt,
+            "",
+        )
+        .await?;
 
         let all = run_store::stages_of(conn, run.id).await?;
         let finished = all
             .iter()
             .all(|s| StageState::parse(&s.state).is_some_and(StageState::satisfies_dependents));
         if finished {
-            self.finish_run(conn, run, RunState::Succeeded, None).await?;
+            self.finish_run(conn, run, RunState::Succeeded, None)
+                .await?;
         } else {
             let run = run_store::get(conn, run.id).await?;
             self.queue_ready(conn, &run).await?;
@@ -425,11 +511,19 @@ impl Orchestrator {
         kind: StageKind,
         failed: v1::StageFailed,
     ) -> ApiResult<Applied> {
-        let code: String = if failed.error_code.is_empty() { "STAGE_FAILED".into() } else { failed.error_code.chars().take(64).collect() };
+        let code: String = if failed.error_code.is_empty() {
+            "STAGE_FAILED".into()
+        } else {
+            failed.error_code.chars().take(64).collect()
+        };
         let message: String = failed.message.chars().take(500).collect();
         if failed.retryable && stage.attempt < self.max_attempts {
-            let retry = format!("attempt {} failed ({code}): {message}; retrying", stage.attempt);
-            self.enqueue(conn, run, stage, kind, stage.attempt + 1, &retry).await?;
+            let retry = format!(
+                "attempt {} failed ({code}): {message}; retrying",
+                stage.attempt
+            );
+            self.enqueue(conn, run, stage, kind, stage.attempt + 1, &retry)
+                .await?;
             return Ok(Applied::Changed);
         }
         diesel::update(stages::table.find(stage.id))
@@ -441,9 +535,21 @@ impl Orchestrator {
             ))
             .execute(conn)
             .await?;
-        self.stage_event(conn, run, kind, StageState::Failed, RunState::Running, EventType::StageFailed, stage.progress, stage.attempt, &message).await?;
+        self.stage_event(
+            conn,
+            run,
+            kind,
+            StageState::Failed,
+            RunState::Running,
+            EventType::StageFailed,
+            stage.progress,
+            stage.attempt,
+            &message,
+        )
+        .await?;
         let reason = format!("the {} stage failed: {message}", kind.as_str());
-        self.finish_run(conn, run, RunState::Failed, Some(("STAGE_FAILED", reason))).await?;
+        self.finish_run(conn, run, RunState::Failed, Some(("STAGE_FAILED", reason)))
+            .await?;
         Ok(Applied::Changed)
     }
 
@@ -457,17 +563,34 @@ impl Orchestrator {
     ) -> ApiResult<()> {
         let now = Utc::now();
         for stage in run_store::lock_stages(conn, run.id).await? {
-            let (Some(kind), Some(stage_state)) = (StageKind::parse(&stage.kind), StageState::parse(&stage.state)) else {
+            let (Some(kind), Some(stage_state)) = (
+                StageKind::parse(&stage.kind),
+                StageState::parse(&stage.state),
+            ) else {
                 continue;
             };
             if stage_state.is_terminal() {
                 continue;
             }
             diesel::update(stages::table.find(stage.id))
-                .set((stages::state.eq(StageState::Cancelled.as_str()), stages::finished_at.eq(now)))
+                .set((
+                    stages::state.eq(StageState::Cancelled.as_str()),
+                    stages::finished_at.eq(now),
+                ))
                 .execute(conn)
                 .await?;
-            self.stage_event(conn, run, kind, StageState::Cancelled, state, EventType::StageCancelled, stage.progress, stage.attempt, "").await?;
+            self.stage_event(
+                conn,
+                run,
+                kind,
+                StageState::Cancelled,
+                state,
+                EventType::StageCancelled,
+                stage.progress,
+                stage.attempt,
+                "",
+            )
+            .await?;
         }
         let (code, message) = error.map_or((None, None), |(c, m)| (Some(c.to_owned()), Some(m)));
         diesel::update(runs::table.find(run.id))
@@ -479,7 +602,13 @@ impl Orchestrator {
             ))
             .execute(conn)
             .await?;
-        projects::set_state(conn, run.project_id, ProjectState::after_run(state).as_str(), None).await?;
+        projects::set_state(
+            conn,
+            run.project_id,
+            ProjectState::after_run(state).as_str(),
+            None,
+        )
+        .await?;
         events::append(
             conn,
             run.project_id,
@@ -488,7 +617,11 @@ impl Orchestrator {
                 event_type: EventType::RunFinished,
                 stage: None,
                 run_state: state,
-                progress: if state == RunState::Succeeded { 1.0 } else { 0.0 },
+                progress: if state == RunState::Succeeded {
+                    1.0
+                } else {
+                    0.0
+                },
                 attempt: 0,
                 message: message.unwrap_or_default(),
             },

@@ -23,7 +23,12 @@ const KEEP_PUBLISHED: Duration = Duration::from_secs(24 * 3600);
 pub const OUTBOX_BACKLOG: &str = "cadenza_outbox_backlog_messages";
 
 /// Runs until `shutdown`; `wake` is notified after a commit that wrote outbox rows.
-pub async fn run(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shutdown: CancellationToken) {
+pub async fn run(
+    pool: Pool,
+    publisher: Arc<Publisher>,
+    wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
     let mut failures = 0u32;
     let mut last_cleanup = std::time::Instant::now();
     loop {
@@ -41,7 +46,11 @@ pub async fn run(pool: Pool, publisher: Arc<Publisher>, wake: Arc<Notify>, shutd
                 tracing::warn!(error = %err, "outbox cleanup failed");
             }
         }
-        let pause = if failures == 0 { POLL } else { POLL * failures.min(20) };
+        let pause = if failures == 0 {
+            POLL
+        } else {
+            POLL * failures.min(20)
+        };
         tokio::select! {
             () = shutdown.cancelled() => return,
             () = wake.notified() => {}
@@ -59,7 +68,12 @@ pub async fn relay_batch(pool: &Pool, publisher: &Publisher) -> anyhow::Result<u
                 .filter(outbox::published_at.is_null())
                 .order(outbox::id.asc())
                 .limit(BATCH)
-                .select((outbox::id, outbox::message_id, outbox::routing_key, outbox::payload))
+                .select((
+                    outbox::id,
+                    outbox::message_id,
+                    outbox::routing_key,
+                    outbox::payload,
+                ))
                 .for_update()
                 .skip_locked()
                 .load(conn)
@@ -71,7 +85,12 @@ pub async fn relay_batch(pool: &Pool, publisher: &Publisher) -> anyhow::Result<u
                     .map(|(envelope, _)| envelope.traceparent)
                     .unwrap_or_default();
                 match publisher
-                    .publish(&routing_key, &message_id.to_string(), &traceparent, &payload)
+                    .publish(
+                        &routing_key,
+                        &message_id.to_string(),
+                        &traceparent,
+                        &payload,
+                    )
                     .await
                 {
                     Ok(()) => published.push(id),
@@ -83,7 +102,10 @@ pub async fn relay_batch(pool: &Pool, publisher: &Publisher) -> anyhow::Result<u
             }
             if !published.is_empty() {
                 diesel::update(outbox::table.filter(outbox::id.eq_any(&published)))
-                    .set((outbox::published_at.eq(diesel::dsl::now), outbox::attempts.eq(outbox::attempts + 1)))
+                    .set((
+                        outbox::published_at.eq(diesel::dsl::now),
+                        outbox::attempts.eq(outbox::attempts + 1),
+                    ))
                     .execute(conn)
                     .await?;
             }
@@ -110,8 +132,11 @@ async fn cleanup(pool: &Pool) -> anyhow::Result<()> {
     diesel::delete(outbox::table.filter(outbox::published_at.lt(cutoff)))
         .execute(&mut conn)
         .await?;
-    diesel::delete(cadenza_db::schema::inbox::table.filter(cadenza_db::schema::inbox::processed_at.lt(cutoff - chrono::Duration::days(6))))
-        .execute(&mut conn)
-        .await?;
+    diesel::delete(
+        cadenza_db::schema::inbox::table
+            .filter(cadenza_db::schema::inbox::processed_at.lt(cutoff - chrono::Duration::days(6))),
+    )
+    .execute(&mut conn)
+    .await?;
     Ok(())
 }

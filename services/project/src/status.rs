@@ -30,10 +30,16 @@ struct Count {
     n: i64,
 }
 
-pub async fn project_status(conn: &mut AsyncPgConnection, project: &ProjectRow) -> ApiResult<v1::ProjectStatus> {
+pub async fn project_status(
+    conn: &mut AsyncPgConnection,
+    project: &ProjectRow,
+) -> ApiResult<v1::ProjectStatus> {
     let name = format!("projects/{}", project.id);
     let Some(run_id) = project.latest_run_id else {
-        return Ok(v1::ProjectStatus { project: name, ..Default::default() });
+        return Ok(v1::ProjectStatus {
+            project: name,
+            ..Default::default()
+        });
     };
     let run = runs::get(conn, run_id).await?;
     let stages = runs::stages_of(conn, run_id).await?;
@@ -51,12 +57,18 @@ pub async fn project_status(conn: &mut AsyncPgConnection, project: &ProjectRow) 
         state: state.proto() as i32,
         progress: convert::weighted_progress(&stages),
         queue_position,
-        eta: eta.map(|secs| prost_types::Duration { seconds: secs.ceil() as i64, nanos: 0 }),
+        eta: eta.map(|secs| prost_types::Duration {
+            seconds: secs.ceil() as i64,
+            nanos: 0,
+        }),
         stages: stages
             .iter()
             .map(|s| v1::StageStatus {
-                kind: StageKind::parse(&s.kind).map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
-                state: StageState::parse(&s.state).map_or(v1::StageState::Unspecified, StageState::proto) as i32,
+                kind: StageKind::parse(&s.kind).map_or(v1::StageKind::Unspecified, StageKind::proto)
+                    as i32,
+                state: StageState::parse(&s.state)
+                    .map_or(v1::StageState::Unspecified, StageState::proto)
+                    as i32,
                 progress: s.progress,
                 attempt: u32::try_from(s.attempt).unwrap_or(0),
                 provider: s.provider.clone(),
@@ -67,7 +79,11 @@ pub async fn project_status(conn: &mut AsyncPgConnection, project: &ProjectRow) 
 }
 
 /// Queued stages of other runs waiting longer than this run's oldest queued stage.
-async fn queue_position(conn: &mut AsyncPgConnection, run_id: uuid::Uuid, stages: &[StageRow]) -> ApiResult<u32> {
+async fn queue_position(
+    conn: &mut AsyncPgConnection,
+    run_id: uuid::Uuid,
+    stages: &[StageRow],
+) -> ApiResult<u32> {
     let Some(first_queued) = stages
         .iter()
         .filter(|s| s.state == StageState::Queued.as_str())
@@ -101,13 +117,20 @@ async fn recent_rates(conn: &mut AsyncPgConnection) -> ApiResult<HashMap<String,
     .bind::<diesel::sql_types::BigInt, _>(RECENT_STAGES)
     .load(conn)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.kind, r.seconds_per_second)).collect())
+    Ok(rows
+        .into_iter()
+        .map(|r| (r.kind, r.seconds_per_second))
+        .collect())
 }
 
 /// Time until the run ends: the longest remaining path through the DAG, each stage
 /// taking its recent average (scaled by song length) times what is left of it.
 /// `None` until every remaining stage kind has been seen finishing.
-pub fn eta_seconds(stages: &[StageRow], rates: &HashMap<String, f64>, duration_seconds: i32) -> Option<f64> {
+pub fn eta_seconds(
+    stages: &[StageRow],
+    rates: &HashMap<String, f64>,
+    duration_seconds: i32,
+) -> Option<f64> {
     let mut finish: HashMap<StageKind, f64> = HashMap::new();
     for kind in StageKind::ALL {
         let Some(stage) = stages.iter().find(|s| s.kind == kind.as_str()) else {
@@ -118,9 +141,15 @@ pub fn eta_seconds(stages: &[StageRow], rates: &HashMap<String, f64>, duration_s
         let own = if state.is_terminal() {
             0.0
         } else {
-            rates.get(kind.as_str())? * f64::from(duration_seconds.max(1)) * f64::from(1.0 - stage.progress.clamp(0.0, 1.0))
+            rates.get(kind.as_str())?
+                * f64::from(duration_seconds.max(1))
+                * f64::from(1.0 - stage.progress.clamp(0.0, 1.0))
         };
-        let start = kind.depends_on().iter().map(|d| finish.get(d).copied().unwrap_or(0.0)).fold(0.0, f64::max);
+        let start = kind
+            .depends_on()
+            .iter()
+            .map(|d| finish.get(d).copied().unwrap_or(0.0))
+            .fold(0.0, f64::max);
         finish.insert(kind, start + own);
     }
     finish.values().copied().reduce(f64::max)

@@ -12,7 +12,12 @@ use crate::orchestrator::{Applied, Orchestrator};
 
 /// Handles one delivery: malformed messages are dead-lettered, database trouble
 /// requeues, everything else is applied (idempotently) and acked.
-pub async fn handle(pool: Pool, orchestrator: Orchestrator, relay_wake: Arc<Notify>, incoming: Incoming) -> Handled {
+pub async fn handle(
+    pool: Pool,
+    orchestrator: Orchestrator,
+    relay_wake: Arc<Notify>,
+    incoming: Incoming,
+) -> Handled {
     let (envelope, body) = match cadenza_queue::decode(&incoming.data) {
         Ok(decoded) => decoded,
         Err(err) => {
@@ -28,8 +33,9 @@ pub async fn handle(pool: Pool, orchestrator: Orchestrator, relay_wake: Arc<Noti
         tracing::error!("dead-lettering a stage update without a valid message id");
         return Handled::Reject;
     };
-    let context = cadenza_telemetry::trace::TraceContext::from_traceparent(&envelope.traceparent, None)
-        .unwrap_or_else(cadenza_telemetry::trace::TraceContext::new_root);
+    let context =
+        cadenza_telemetry::trace::TraceContext::from_traceparent(&envelope.traceparent, None)
+            .unwrap_or_else(cadenza_telemetry::trace::TraceContext::new_root);
     cadenza_telemetry::trace::scope(context.clone(), async move {
         let mut conn = match pool.get().await {
             Ok(conn) => conn,

@@ -51,7 +51,9 @@ impl WatchHub {
 
     async fn listen_once(&self, url: &str, shutdown: &CancellationToken) -> anyhow::Result<()> {
         let mut conn = AsyncPgConnection::establish(url).await?;
-        diesel::sql_query(format!("LISTEN {EVENTS_CHANNEL}")).execute(&mut conn).await?;
+        diesel::sql_query(format!("LISTEN {EVENTS_CHANNEL}"))
+            .execute(&mut conn)
+            .await?;
         let mut notifications = std::pin::pin!(conn.notifications_stream());
         loop {
             tokio::select! {

@@ -21,8 +21,13 @@ struct Fixture {
 
 async fn fixture(has_vocals: bool) -> Fixture {
     let db = TestDatabase::create().await;
-    let mut conn = AsyncPgConnection::establish(&db.url).await.expect("connect");
-    let orchestrator = Orchestrator { max_attempts: 2, exchange: "test.stages".into() };
+    let mut conn = AsyncPgConnection::establish(&db.url)
+        .await
+        .expect("connect");
+    let orchestrator = Orchestrator {
+        max_attempts: 2,
+        exchange: "test.stages".into(),
+    };
     let fields = projects::ProjectFields {
         title: "t".into(),
         prompt: "a song".into(),
@@ -42,7 +47,13 @@ async fn fixture(has_vocals: bool) -> Fixture {
     })
     .await
     .expect("start run");
-    Fixture { _db: db, conn, orchestrator, run_id, project_id }
+    Fixture {
+        _db: db,
+        conn,
+        orchestrator,
+        run_id,
+        project_id,
+    }
 }
 
 impl Fixture {
@@ -64,7 +75,13 @@ impl Fixture {
         (id, self.report_with_id(id, kind, attempt, update).await)
     }
 
-    async fn report_with_id(&mut self, id: Uuid, kind: StageKind, attempt: u32, update: Update) -> Applied {
+    async fn report_with_id(
+        &mut self,
+        id: Uuid,
+        kind: StageKind,
+        attempt: u32,
+        update: Update,
+    ) -> Applied {
         let stage = self.stage(kind).await;
         let message = v1::StageUpdate {
             run_id: self.run_id.to_string(),
@@ -75,7 +92,10 @@ impl Fixture {
             update: Some(update),
             logs: vec![],
         };
-        self.orchestrator.apply_update(&mut self.conn, id, message).await.expect("apply")
+        self.orchestrator
+            .apply_update(&mut self.conn, id, message)
+            .await
+            .expect("apply")
     }
 
     async fn complete(&mut self, kind: StageKind, attempt: u32) -> Applied {
@@ -88,15 +108,31 @@ impl Fixture {
             size_bytes: 3,
             sha256: "00".repeat(32),
         };
-        self.report(kind, attempt, Update::Completed(v1::StageCompleted { outputs: vec![output] })).await.1
+        self.report(
+            kind,
+            attempt,
+            Update::Completed(v1::StageCompleted {
+                outputs: vec![output],
+            }),
+        )
+        .await
+        .1
     }
 
     async fn run_state(&mut self) -> String {
-        runs::get(&mut self.conn, self.run_id).await.expect("run").state
+        runs::get(&mut self.conn, self.run_id)
+            .await
+            .expect("run")
+            .state
     }
 
     async fn unpublished(&mut self) -> i64 {
-        outbox::table.filter(outbox::published_at.is_null()).count().get_result(&mut self.conn).await.expect("count")
+        outbox::table
+            .filter(outbox::published_at.is_null())
+            .count()
+            .get_result(&mut self.conn)
+            .await
+            .expect("count")
     }
 }
 
@@ -105,11 +141,21 @@ async fn a_new_run_queues_only_the_stages_without_dependencies() {
     let mut f = fixture(true).await;
     assert_eq!(f.state(StageKind::Lyrics).await, "queued");
     assert_eq!(f.state(StageKind::Composition).await, "queued");
-    for kind in [StageKind::Arrangement, StageKind::Vocals, StageKind::Mix, StageKind::Master] {
+    for kind in [
+        StageKind::Arrangement,
+        StageKind::Vocals,
+        StageKind::Mix,
+        StageKind::Master,
+    ] {
         assert_eq!(f.state(kind).await, "pending", "{kind:?}");
     }
     assert_eq!(f.unpublished().await, 2, "one outbox row per queued stage");
-    let seq: i64 = projects_table::table.find(f.project_id).select(projects_table::last_event_seq).first(&mut f.conn).await.expect("seq");
+    let seq: i64 = projects_table::table
+        .find(f.project_id)
+        .select(projects_table::last_event_seq)
+        .first(&mut f.conn)
+        .await
+        .expect("seq");
     assert_eq!(seq, 3, "run created + two stages queued");
 
     let mut g = fixture(false).await;
@@ -121,33 +167,119 @@ async fn a_new_run_queues_only_the_stages_without_dependencies() {
 #[tokio::test(flavor = "multi_thread")]
 async fn transitions_move_forward_only_and_duplicates_change_nothing() {
     let mut f = fixture(true).await;
-    let (started_id, applied) = f.report(StageKind::Composition, 1, Update::Started(v1::StageStarted {})).await;
+    let (started_id, applied) = f
+        .report(
+            StageKind::Composition,
+            1,
+            Update::Started(v1::StageStarted {}),
+        )
+        .await;
     assert_eq!(applied, Applied::Changed);
     assert_eq!(f.state(StageKind::Composition).await, "running");
     assert_eq!(f.run_state().await, "running");
     // The same message again: ignored by the inbox.
-    assert_eq!(f.report_with_id(started_id, StageKind::Composition, 1, Update::Started(v1::StageStarted {})).await, Applied::Ignored);
+    assert_eq!(
+        f.report_with_id(
+            started_id,
+            StageKind::Composition,
+            1,
+            Update::Started(v1::StageStarted {})
+        )
+        .await,
+        Applied::Ignored
+    );
     // Another "started" for a running stage: ignored by the state machine.
-    assert_eq!(f.report(StageKind::Composition, 1, Update::Started(v1::StageStarted {})).await.1, Applied::Ignored);
+    assert_eq!(
+        f.report(
+            StageKind::Composition,
+            1,
+            Update::Started(v1::StageStarted {})
+        )
+        .await
+        .1,
+        Applied::Ignored
+    );
 
-    assert_eq!(f.report(StageKind::Composition, 1, Update::Progress(v1::StageProgress { progress: 0.5 })).await.1, Applied::Changed);
+    assert_eq!(
+        f.report(
+            StageKind::Composition,
+            1,
+            Update::Progress(v1::StageProgress { progress: 0.5 })
+        )
+        .await
+        .1,
+        Applied::Changed
+    );
     // Late, lower progress: ignored.
-    assert_eq!(f.report(StageKind::Composition, 1, Update::Progress(v1::StageProgress { progress: 0.3 })).await.1, Applied::Ignored);
+    assert_eq!(
+        f.report(
+            StageKind::Composition,
+            1,
+            Update::Progress(v1::StageProgress { progress: 0.3 })
+        )
+        .await
+        .1,
+        Applied::Ignored
+    );
     assert!((f.stage(StageKind::Composition).await.progress - 0.5).abs() < 1e-6);
     // A report for an attempt that does not exist: ignored.
-    assert_eq!(f.report(StageKind::Composition, 7, Update::Progress(v1::StageProgress { progress: 0.9 })).await.1, Applied::Ignored);
+    assert_eq!(
+        f.report(
+            StageKind::Composition,
+            7,
+            Update::Progress(v1::StageProgress { progress: 0.9 })
+        )
+        .await
+        .1,
+        Applied::Ignored
+    );
 
-    assert_eq!(f.complete(StageKind::Composition, 1).await, Applied::Changed);
+    assert_eq!(
+        f.complete(StageKind::Composition, 1).await,
+        Applied::Changed
+    );
     assert_eq!(f.state(StageKind::Composition).await, "succeeded");
     // Arrangement needs only composition; vocals still waits for lyrics.
     assert_eq!(f.state(StageKind::Arrangement).await, "queued");
     assert_eq!(f.state(StageKind::Vocals).await, "pending");
     // Completing twice, or progress after completion: ignored.
-    assert_eq!(f.complete(StageKind::Composition, 1).await, Applied::Ignored);
-    assert_eq!(f.report(StageKind::Composition, 1, Update::Progress(v1::StageProgress { progress: 0.7 })).await.1, Applied::Ignored);
+    assert_eq!(
+        f.complete(StageKind::Composition, 1).await,
+        Applied::Ignored
+    );
+    assert_eq!(
+        f.report(
+            StageKind::Composition,
+            1,
+            Update::Progress(v1::StageProgress { progress: 0.7 })
+        )
+        .await
+        .1,
+        Applied::Ignored
+    );
 
     // A stage may complete without a "started" (the started report was lost).
     assert_eq!(f.complete(StageKind::Lyrics, 1).await, Applied::Changed);
+    let lyric_events: Vec<String> = cadenza_db::schema::stage_events::table
+        .filter(cadenza_db::schema::stage_events::project_id.eq(f.project_id))
+        .filter(cadenza_db::schema::stage_events::stage_kind.eq("lyrics"))
+        .order(cadenza_db::schema::stage_events::seq.asc())
+        .select(cadenza_db::schema::stage_events::event_type)
+        .load(&mut f.conn)
+        .await
+        .expect("events");
+    assert_eq!(
+        lyric_events,
+        ["stage_queued", "stage_started", "stage_succeeded"],
+        "the missed start is recorded"
+    );
+    // The late "started" report then changes nothing.
+    assert_eq!(
+        f.report(StageKind::Lyrics, 1, Update::Started(v1::StageStarted {}))
+            .await
+            .1,
+        Applied::Ignored
+    );
     assert_eq!(f.state(StageKind::Vocals).await, "queued");
     for kind in [StageKind::Arrangement, StageKind::Vocals] {
         assert_eq!(f.complete(kind, 1).await, Applied::Changed);
@@ -156,7 +288,12 @@ async fn transitions_move_forward_only_and_duplicates_change_nothing() {
     assert_eq!(f.complete(StageKind::Mix, 1).await, Applied::Changed);
     assert_eq!(f.complete(StageKind::Master, 1).await, Applied::Changed);
     assert_eq!(f.run_state().await, "succeeded");
-    let state: String = projects_table::table.find(f.project_id).select(projects_table::state).first(&mut f.conn).await.expect("state");
+    let state: String = projects_table::table
+        .find(f.project_id)
+        .select(projects_table::state)
+        .first(&mut f.conn)
+        .await
+        .expect("state");
     assert_eq!(state, "ready");
     // After the run ends, nothing changes it.
     assert_eq!(f.complete(StageKind::Master, 1).await, Applied::Ignored);
@@ -165,15 +302,34 @@ async fn transitions_move_forward_only_and_duplicates_change_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn retryable_failures_retry_and_final_failures_fail_the_run() {
     let mut f = fixture(true).await;
-    let failed = |retryable| Update::Failed(v1::StageFailed { error_code: "PROVIDER_ERROR".into(), message: "boom".into(), retryable });
-    assert_eq!(f.report(StageKind::Composition, 1, failed(true)).await.1, Applied::Changed);
+    let failed = |retryable| {
+        Update::Failed(v1::StageFailed {
+            error_code: "PROVIDER_ERROR".into(),
+            message: "boom".into(),
+            retryable,
+        })
+    };
+    assert_eq!(
+        f.report(StageKind::Composition, 1, failed(true)).await.1,
+        Applied::Changed
+    );
     let stage = f.stage(StageKind::Composition).await;
     assert_eq!((stage.state.as_str(), stage.attempt), ("queued", 2));
-    assert_eq!(f.unpublished().await, 3, "the retry was written to the outbox");
+    assert_eq!(
+        f.unpublished().await,
+        3,
+        "the retry was written to the outbox"
+    );
     // The superseded attempt finishing late changes nothing.
-    assert_eq!(f.complete(StageKind::Composition, 1).await, Applied::Ignored);
+    assert_eq!(
+        f.complete(StageKind::Composition, 1).await,
+        Applied::Ignored
+    );
     // Out of attempts (max 2): the run fails, unfinished stages are cancelled.
-    assert_eq!(f.report(StageKind::Composition, 2, failed(true)).await.1, Applied::Changed);
+    assert_eq!(
+        f.report(StageKind::Composition, 2, failed(true)).await.1,
+        Applied::Changed
+    );
     assert_eq!(f.state(StageKind::Composition).await, "failed");
     assert_eq!(f.run_state().await, "failed");
     for kind in [StageKind::Lyrics, StageKind::Arrangement, StageKind::Mix] {
@@ -181,9 +337,23 @@ async fn retryable_failures_retry_and_final_failures_fail_the_run() {
     }
     let run = runs::get(&mut f.conn, f.run_id).await.expect("run");
     assert_eq!(run.error_code.as_deref(), Some("STAGE_FAILED"));
-    assert!(run.error_message.unwrap_or_default().contains("composition"));
-    let kinds: Vec<String> = stages::table.filter(stages::run_id.eq(f.run_id)).select(stages::state).load(&mut f.conn).await.expect("load");
-    assert!(kinds.iter().all(|s| s != "queued" && s != "running" && s != "pending"), "{kinds:?}");
+    assert!(
+        run.error_message
+            .unwrap_or_default()
+            .contains("composition")
+    );
+    let kinds: Vec<String> = stages::table
+        .filter(stages::run_id.eq(f.run_id))
+        .select(stages::state)
+        .load(&mut f.conn)
+        .await
+        .expect("load");
+    assert!(
+        kinds
+            .iter()
+            .all(|s| s != "queued" && s != "running" && s != "pending"),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -191,22 +361,44 @@ async fn the_relay_publishes_every_outbox_row_once_confirmed() {
     use futures::StreamExt;
     use lapin::options::{BasicAckOptions, BasicConsumeOptions};
     let mut f = fixture(true).await;
-    let url = std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
-    let mut topology = cadenza_queue::Topology::new(format!("cadenza-test-{}", Uuid::new_v4().simple()));
+    let url = std::env::var("CADENZA_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let mut topology =
+        cadenza_queue::Topology::new(format!("cadenza-test-{}", Uuid::new_v4().simple()));
     topology.expires = Some(std::time::Duration::from_secs(600));
     // The rows were written for this exchange name.
-    diesel::update(outbox::table).set(outbox::exchange.eq(topology.exchange())).execute(&mut f.conn).await.expect("retarget");
+    diesel::update(outbox::table)
+        .set(outbox::exchange.eq(topology.exchange()))
+        .execute(&mut f.conn)
+        .await
+        .expect("retarget");
     let publisher = cadenza_queue::Publisher::new(&url, "relay-test", topology.clone());
-    let pool = cadenza_db::build_pool(&cadenza_db::DbConfig::new(&f._db.url, "relay-test")).expect("pool");
-    let sent = cadenza_project::relay::relay_batch(&pool, &publisher).await.expect("relay");
+    let pool =
+        cadenza_db::build_pool(&cadenza_db::DbConfig::new(&f._db.url, "relay-test")).expect("pool");
+    let sent = cadenza_project::relay::relay_batch(&pool, &publisher)
+        .await
+        .expect("relay");
     assert_eq!(sent, 2);
     assert_eq!(f.unpublished().await, 0);
-    assert_eq!(cadenza_project::relay::relay_batch(&pool, &publisher).await.expect("relay"), 0, "nothing is sent twice");
+    assert_eq!(
+        cadenza_project::relay::relay_batch(&pool, &publisher)
+            .await
+            .expect("relay"),
+        0,
+        "nothing is sent twice"
+    );
 
-    let connection = cadenza_queue::connect(&url, "relay-test-consumer").await.expect("rabbitmq");
+    let connection = cadenza_queue::connect(&url, "relay-test-consumer")
+        .await
+        .expect("rabbitmq");
     let channel = connection.create_channel().await.expect("channel");
     let mut consumer = channel
-        .basic_consume(topology.work_queue().into(), "".into(), BasicConsumeOptions::default(), Default::default())
+        .basic_consume(
+            topology.work_queue().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
         .await
         .expect("consume");
     let mut kinds = Vec::new();
@@ -217,10 +409,16 @@ async fn the_relay_publishes_every_outbox_row_once_confirmed() {
             .expect("stream open")
             .expect("delivery");
         let (_, body) = cadenza_queue::decode(&delivery.data).expect("envelope");
-        let v1::envelope::Body::StageWork(work) = body else { panic!("not stage work") };
+        let v1::envelope::Body::StageWork(work) = body else {
+            panic!("not stage work")
+        };
         assert_eq!(work.run_id, f.run_id.to_string());
         kinds.push(work.kind());
-        delivery.acker.ack(BasicAckOptions::default()).await.expect("ack");
+        delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .expect("ack");
     }
     kinds.sort_by_key(|k| *k as i32);
     assert_eq!(kinds, [v1::StageKind::Lyrics, v1::StageKind::Composition]);

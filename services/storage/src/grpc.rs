@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use cadenza_proto::v1::storage_service_server::StorageService;
 use cadenza_proto::v1::{
-    DeleteProjectObjectsRequest, DeleteProjectObjectsResponse, GetObjectRequest,
-    GetObjectResponse, ObjectInfo, PutObjectRequest, SignDownloadUrlRequest,
-    SignDownloadUrlResponse, StatObjectRequest, put_object_request::Part,
+    DeleteProjectObjectsRequest, DeleteProjectObjectsResponse, GetObjectRequest, GetObjectResponse,
+    ObjectInfo, PutObjectRequest, SignDownloadUrlRequest, SignDownloadUrlResponse,
+    StatObjectRequest, put_object_request::Part,
 };
 use cadenza_runtime::status::{self, Violation};
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -38,12 +38,19 @@ fn key_status(err: KeyError) -> Status {
 
 fn store_status(err: object_store::Error) -> Status {
     match err {
-        object_store::Error::NotFound { .. } => status::not_found("OBJECT_NOT_FOUND", "no such object"),
+        object_store::Error::NotFound { .. } => {
+            status::not_found("OBJECT_NOT_FOUND", "no such object")
+        }
         other => status::internal(&other),
     }
 }
 
-fn info(key: &str, size: u64, sha256: String, created: chrono::DateTime<chrono::Utc>) -> ObjectInfo {
+fn info(
+    key: &str,
+    size: u64,
+    sha256: String,
+    created: chrono::DateTime<chrono::Utc>,
+) -> ObjectInfo {
     ObjectInfo {
         key: key.to_owned(),
         size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
@@ -63,7 +70,9 @@ impl StorageService for StorageApi {
     ) -> Result<Response<ObjectInfo>, Status> {
         let mut stream = request.into_inner();
         let header = match stream.message().await? {
-            Some(PutObjectRequest { part: Some(Part::Header(header)) }) => header,
+            Some(PutObjectRequest {
+                part: Some(Part::Header(header)),
+            }) => header,
             _ => {
                 return Err(status::invalid_argument(vec![Violation::new(
                     "header",
@@ -90,7 +99,11 @@ impl StorageService for StorageApi {
         }
 
         let path = Path::from(key.as_str());
-        let mut upload = self.store.put_multipart(&path).await.map_err(store_status)?;
+        let mut upload = self
+            .store
+            .put_multipart(&path)
+            .await
+            .map_err(store_status)?;
         let mut hasher = Sha256::new();
         let mut received: u64 = 0;
         let mut buffer: Vec<u8> = Vec::with_capacity(PART_BYTES.min(expected_size as usize));
@@ -113,7 +126,10 @@ impl StorageService for StorageApi {
                 buffer.extend_from_slice(&chunk);
                 if buffer.len() >= PART_BYTES {
                     let part = std::mem::take(&mut buffer);
-                    upload.put_part(PutPayload::from(part)).await.map_err(store_status)?;
+                    upload
+                        .put_part(PutPayload::from(part))
+                        .await
+                        .map_err(store_status)?;
                 }
             }
             if received != expected_size {
@@ -131,7 +147,10 @@ impl StorageService for StorageApi {
             }
             if !buffer.is_empty() {
                 let part = std::mem::take(&mut buffer);
-                upload.put_part(PutPayload::from(part)).await.map_err(store_status)?;
+                upload
+                    .put_part(PutPayload::from(part))
+                    .await
+                    .map_err(store_status)?;
             }
             Ok(())
         }
@@ -147,7 +166,12 @@ impl StorageService for StorageApi {
         upload.complete().await.map_err(store_status)?;
         metrics::counter!("cadenza_storage_bytes_in_total").increment(received);
         tracing::debug!(%key, bytes = received, "object stored");
-        Ok(Response::new(info(&key, received, expected_sha, chrono::Utc::now())))
+        Ok(Response::new(info(
+            &key,
+            received,
+            expected_sha,
+            chrono::Utc::now(),
+        )))
     }
 
     type GetObjectStream = BoxStream<GetObjectResponse>;
@@ -158,9 +182,18 @@ impl StorageService for StorageApi {
     ) -> Result<Response<Self::GetObjectStream>, Status> {
         let key = request.into_inner().key;
         keys::parse_key(&key).map_err(key_status)?;
-        let result = self.store.get(&Path::from(key.as_str())).await.map_err(store_status)?;
+        let result = self
+            .store
+            .get(&Path::from(key.as_str()))
+            .await
+            .map_err(store_status)?;
         let first = GetObjectResponse {
-            info: Some(info(&key, result.meta.size, String::new(), result.meta.last_modified)),
+            info: Some(info(
+                &key,
+                result.meta.size,
+                String::new(),
+                result.meta.last_modified,
+            )),
             chunk: Vec::new(),
         };
         let chunks = result
@@ -191,8 +224,17 @@ impl StorageService for StorageApi {
     ) -> Result<Response<ObjectInfo>, Status> {
         let key = request.into_inner().key;
         keys::parse_key(&key).map_err(key_status)?;
-        let meta = self.store.head(&Path::from(key.as_str())).await.map_err(store_status)?;
-        Ok(Response::new(info(&key, meta.size, String::new(), meta.last_modified)))
+        let meta = self
+            .store
+            .head(&Path::from(key.as_str()))
+            .await
+            .map_err(store_status)?;
+        Ok(Response::new(info(
+            &key,
+            meta.size,
+            String::new(),
+            meta.last_modified,
+        )))
     }
 
     async fn delete_project_objects(
@@ -217,7 +259,9 @@ impl StorageService for StorageApi {
                 Err(err) => return Err(store_status(err)),
             }
         }
-        Ok(Response::new(DeleteProjectObjectsResponse { deleted_count: deleted }))
+        Ok(Response::new(DeleteProjectObjectsResponse {
+            deleted_count: deleted,
+        }))
     }
 
     async fn sign_download_url(
@@ -237,7 +281,8 @@ impl StorageService for StorageApi {
             .head(&Path::from(request.key.as_str()))
             .await
             .map_err(store_status)?;
-        let expires = chrono::Utc::now() + chrono::Duration::seconds(i64::from(request.expire_seconds));
+        let expires =
+            chrono::Utc::now() + chrono::Duration::seconds(i64::from(request.expire_seconds));
         let name = safe_download_name(if request.download_name.is_empty() {
             request.key.rsplit('/').next().unwrap_or("download")
         } else {

@@ -47,7 +47,9 @@ async fn serve_file(
 ) -> Response {
     if keys::parse_key(&key).is_err()
         || signature.exp < chrono::Utc::now().timestamp()
-        || !server.signer.verify(&key, signature.exp, &signature.name, &signature.sig)
+        || !server
+            .signer
+            .verify(&key, signature.exp, &signature.name, &signature.sig)
     {
         metrics::counter!("cadenza_storage_errors_total", "operation" => "http_get", "kind" => "forbidden").increment(1);
         return forbidden();
@@ -55,13 +57,18 @@ async fn serve_file(
     let path = Path::from(key.as_str());
     let meta = match server.store.head(&path).await {
         Ok(meta) => meta,
-        Err(object_store::Error::NotFound { .. }) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
+        Err(object_store::Error::NotFound { .. }) => {
+            return (StatusCode::NOT_FOUND, "not found\n").into_response();
+        }
         Err(err) => {
             tracing::error!(%key, error = %err, "reading object metadata failed");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
-    let range = match headers.get(header::RANGE).map(|v| parse_range(v, meta.size)) {
+    let range = match headers
+        .get(header::RANGE)
+        .map(|v| parse_range(v, meta.size))
+    {
         None => None,
         Some(Ok(range)) => Some(range),
         Some(Err(())) => {
@@ -95,7 +102,11 @@ async fn serve_file(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", signature.name),
         );
-    if let Some(tag) = meta.e_tag.as_deref().and_then(|t| HeaderValue::from_str(&format!("\"{}\"", t.trim_matches('"'))).ok()) {
+    if let Some(tag) = meta
+        .e_tag
+        .as_deref()
+        .and_then(|t| HeaderValue::from_str(&format!("\"{}\"", t.trim_matches('"'))).ok())
+    {
         response = response.header(header::ETAG, tag);
     }
     if range.is_some() {

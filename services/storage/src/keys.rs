@@ -24,7 +24,10 @@ pub fn object_key(locator: &ObjectLocator) -> Result<String, KeyError> {
     let project = uuid(&locator.project_id, "project_id")?;
     let run = uuid(&locator.run_id, "run_id")?;
     let file = file_name(&locator.file_name)?;
-    Ok(format!("{}/runs/{run}/{file}", project_prefix(owner, project)))
+    Ok(format!(
+        "{}/runs/{run}/{file}",
+        project_prefix(owner, project)
+    ))
 }
 
 /// `users/{owner}/projects/{project}`: everything of one project lies under it.
@@ -50,7 +53,10 @@ pub fn uuid(value: &str, field: &'static str) -> Result<uuid::Uuid, KeyError> {
 /// One to three `/`-separated segments of `[A-Za-z0-9._-]`, none of them `.` or `..`.
 pub fn file_name(name: &str) -> Result<&str, KeyError> {
     if name.is_empty() || name.len() > MAX_FILE_NAME {
-        return Err(err("file_name", format!("must be 1 to {MAX_FILE_NAME} characters")));
+        return Err(err(
+            "file_name",
+            format!("must be 1 to {MAX_FILE_NAME} characters"),
+        ));
     }
     let segments: Vec<&str> = name.split('/').collect();
     let valid = segments.len() <= 3
@@ -118,13 +124,26 @@ mod tests {
     #[test]
     fn builds_keys_under_the_owner_prefix() {
         let key = object_key(&locator("alice", "stems/drums.wav")).expect("valid");
-        assert_eq!(key, format!("users/alice/projects/{ID}/runs/{ID}/stems/drums.wav"));
+        assert_eq!(
+            key,
+            format!("users/alice/projects/{ID}/runs/{ID}/stems/drums.wav")
+        );
         assert_eq!(parse_key(&key), Ok(key.as_str()));
     }
 
     #[test]
     fn no_key_escapes_its_prefix() {
-        for file in ["../x", "a/../../b", "/etc/passwd", "a//b", ".", "a\\b", "a b", "a/b/c/d", ""] {
+        for file in [
+            "../x",
+            "a/../../b",
+            "/etc/passwd",
+            "a//b",
+            ".",
+            "a\\b",
+            "a b",
+            "a/b/c/d",
+            "",
+        ] {
             assert!(object_key(&locator("alice", file)).is_err(), "{file}");
         }
         assert!(object_key(&locator("../bob", "x.wav")).is_err());

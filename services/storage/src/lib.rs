@@ -27,9 +27,17 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            grpc: TcpListener::bind(config.grpc_addr).await.with_context(|| format!("binding {}", config.grpc_addr))?,
-            http: TcpListener::bind(config.http_addr).await.with_context(|| format!("binding {}", config.http_addr))?,
-            admin: Some(TcpListener::bind(config.admin_addr).await.with_context(|| format!("binding {}", config.admin_addr))?),
+            grpc: TcpListener::bind(config.grpc_addr)
+                .await
+                .with_context(|| format!("binding {}", config.grpc_addr))?,
+            http: TcpListener::bind(config.http_addr)
+                .await
+                .with_context(|| format!("binding {}", config.http_addr))?,
+            admin: Some(
+                TcpListener::bind(config.admin_addr)
+                    .await
+                    .with_context(|| format!("binding {}", config.admin_addr))?,
+            ),
         })
     }
 }
@@ -38,7 +46,11 @@ impl Listeners {
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
 /// Runs the storage service until `shutdown` is cancelled.
-pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
     let store: Arc<dyn ObjectStore> = Arc::new(
@@ -69,7 +81,11 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
 
     if let Some(admin) = listeners.admin {
-        tokio::spawn(cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), shutdown.clone()));
+        tokio::spawn(cadenza_telemetry::admin::serve(
+            admin,
+            cadenza_telemetry::prometheus(),
+            shutdown.clone(),
+        ));
     }
     let http_app = http::router(http::FileServer { store, signer });
     let http_shutdown = shutdown.clone();
@@ -85,13 +101,18 @@ pub async fn run(config: Config, listeners: Listeners, shutdown: CancellationTok
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(StorageServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES + 64 * 1024))
+        .add_service(
+            StorageServiceServer::new(api).max_decoding_message_size(MAX_MESSAGE_BYTES + 64 * 1024),
+        )
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listeners.grpc),
             shutdown.cancelled_owned(),
         )
         .await
         .context("storage gRPC server")?;
-    http_task.await.context("storage HTTP task")?.context("storage HTTP server")?;
+    http_task
+        .await
+        .context("storage HTTP task")?
+        .context("storage HTTP server")?;
     Ok(())
 }

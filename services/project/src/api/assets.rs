@@ -38,7 +38,9 @@ impl AssetApi {
             .first(&mut conn)
             .await
             .optional()?
-            .ok_or_else(|| ApiError::NotFound("ASSET_NOT_FOUND", format!("asset `{name}` does not exist")))
+            .ok_or_else(|| {
+                ApiError::NotFound("ASSET_NOT_FOUND", format!("asset `{name}` does not exist"))
+            })
     }
 }
 
@@ -46,10 +48,14 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<v1::ReadAssetResponse, Statu
 
 #[tonic::async_trait]
 impl AssetService for AssetApi {
-    async fn list_assets(&self, request: Request<v1::ListAssetsRequest>) -> Result<Response<v1::ListAssetsResponse>, Status> {
+    async fn list_assets(
+        &self,
+        request: Request<v1::ListAssetsRequest>,
+    ) -> Result<Response<v1::ListAssetsResponse>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
-        let parent = ProjectOrRun::parse(&request.parent).map_err(|e| ApiError::invalid("parent", e.to_string()))?;
+        let parent = ProjectOrRun::parse(&request.parent)
+            .map_err(|e| ApiError::invalid("parent", e.to_string()))?;
         let size = validate::page_size(request.page_size, 50, 200)?;
         let offset: i64 = if request.page_token.is_empty() {
             0
@@ -78,18 +84,35 @@ impl AssetService for AssetApi {
         let rows: Vec<AssetRow> = query.load(&mut conn).await.map_err(ApiError::from)?;
         let more = rows.len() as i64 > size;
         Ok(Response::new(v1::ListAssetsResponse {
-            assets: rows.iter().take(size as usize).map(convert::asset).collect(),
-            next_page_token: if more { encode_token_text(&(offset + size).to_string()) } else { String::new() },
+            assets: rows
+                .iter()
+                .take(size as usize)
+                .map(convert::asset)
+                .collect(),
+            next_page_token: if more {
+                encode_token_text(&(offset + size).to_string())
+            } else {
+                String::new()
+            },
         }))
     }
 
-    async fn get_download_url(&self, request: Request<v1::GetDownloadUrlRequest>) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
+    async fn get_download_url(
+        &self,
+        request: Request<v1::GetDownloadUrlRequest>,
+    ) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let seconds = match request.expire_seconds {
             0 => DEFAULT_URL_SECONDS,
             s if (60..=MAX_URL_SECONDS).contains(&s) => s,
-            _ => return Err(ApiError::invalid("expire_seconds", format!("must be 60 to {MAX_URL_SECONDS} seconds")).into()),
+            _ => {
+                return Err(ApiError::invalid(
+                    "expire_seconds",
+                    format!("must be 60 to {MAX_URL_SECONDS} seconds"),
+                )
+                .into());
+            }
         };
         let asset = self.asset(&owner, &request.name).await?;
         let signed = self
@@ -104,12 +127,18 @@ impl AssetService for AssetApi {
             .await
             .map_err(ApiError::Storage)?
             .into_inner();
-        Ok(Response::new(v1::GetDownloadUrlResponse { url: signed.url, expire_time: signed.expire_time }))
+        Ok(Response::new(v1::GetDownloadUrlResponse {
+            url: signed.url,
+            expire_time: signed.expire_time,
+        }))
     }
 
     type ReadAssetStream = ChunkStream;
 
-    async fn read_asset(&self, request: Request<v1::ReadAssetRequest>) -> Result<Response<Self::ReadAssetStream>, Status> {
+    async fn read_asset(
+        &self,
+        request: Request<v1::ReadAssetRequest>,
+    ) -> Result<Response<Self::ReadAssetStream>, Status> {
         let owner = caller(&request)?;
         let asset = self.asset(&owner, &request.get_ref().name).await?;
         let described = convert::asset(&asset);
@@ -117,7 +146,9 @@ impl AssetService for AssetApi {
             .shared
             .storage
             .clone()
-            .get_object(v1::GetObjectRequest { key: asset.object_key })
+            .get_object(v1::GetObjectRequest {
+                key: asset.object_key,
+            })
             .await
             .map_err(ApiError::Storage)?
             .into_inner();
@@ -125,7 +156,10 @@ impl AssetService for AssetApi {
         let stream = upstream.filter_map(move |item| {
             let out = match item {
                 Ok(chunk) if chunk.chunk.is_empty() && first.is_none() => None,
-                Ok(chunk) => Some(Ok(v1::ReadAssetResponse { data: chunk.chunk, asset: first.take() })),
+                Ok(chunk) => Some(Ok(v1::ReadAssetResponse {
+                    data: chunk.chunk,
+                    asset: first.take(),
+                })),
                 Err(status) => Some(Err(status)),
             };
             async move { out }

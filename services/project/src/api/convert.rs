@@ -16,7 +16,8 @@ pub fn project(row: &ProjectRow) -> v1::Project {
         style_strength: row.style_strength,
         seed: row.seed.map(|s| s as u64),
         lyrics: row.lyrics.clone(),
-        state: ProjectState::parse(&row.state).map_or(v1::project::State::Unspecified, ProjectState::proto) as i32,
+        state: ProjectState::parse(&row.state)
+            .map_or(v1::project::State::Unspecified, ProjectState::proto) as i32,
         create_time: Some(timestamp(row.created_at)),
         update_time: Some(timestamp(row.updated_at)),
         latest_run: row
@@ -29,9 +30,13 @@ pub fn project(row: &ProjectRow) -> v1::Project {
 pub fn stage(run: &RunRow, row: &StageRow) -> v1::Stage {
     let kind = StageKind::parse(&row.kind);
     v1::Stage {
-        name: format!("projects/{}/runs/{}/stages/{}", run.project_id, run.id, row.kind),
+        name: format!(
+            "projects/{}/runs/{}/stages/{}",
+            run.project_id, run.id, row.kind
+        ),
         kind: kind.map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
-        state: StageState::parse(&row.state).map_or(v1::StageState::Unspecified, StageState::proto) as i32,
+        state: StageState::parse(&row.state).map_or(v1::StageState::Unspecified, StageState::proto)
+            as i32,
         progress: row.progress,
         attempt: u32::try_from(row.attempt).unwrap_or(0),
         provider: row.provider.clone(),
@@ -48,7 +53,8 @@ pub fn stage(run: &RunRow, row: &StageRow) -> v1::Stage {
 pub fn run(row: &RunRow, stages: &[StageRow]) -> v1::Run {
     v1::Run {
         name: format!("projects/{}/runs/{}", row.project_id, row.id),
-        state: RunState::parse(&row.state).map_or(v1::RunState::Unspecified, RunState::proto) as i32,
+        state: RunState::parse(&row.state).map_or(v1::RunState::Unspecified, RunState::proto)
+            as i32,
         stages: stages.iter().map(|s| stage(row, s)).collect(),
         seed: row.seed as u64,
         create_time: Some(timestamp(row.created_at)),
@@ -85,7 +91,8 @@ pub fn event(row: &EventRow) -> v1::StageEvent {
             .as_deref()
             .and_then(StageState::parse)
             .map_or(v1::StageState::Unspecified, StageState::proto) as i32,
-        run_state: RunState::parse(&row.run_state).map_or(v1::RunState::Unspecified, RunState::proto) as i32,
+        run_state: RunState::parse(&row.run_state)
+            .map_or(v1::RunState::Unspecified, RunState::proto) as i32,
         progress: row.progress,
         attempt: u32::try_from(row.attempt).unwrap_or(0),
         message: row.message.clone(),
@@ -97,7 +104,8 @@ pub fn asset(row: &AssetRow) -> v1::Asset {
     v1::Asset {
         name: format!("projects/{}/assets/{}", row.project_id, row.id),
         run: format!("projects/{}/runs/{}", row.project_id, row.run_id),
-        stage_kind: StageKind::parse(&row.stage_kind).map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
+        stage_kind: StageKind::parse(&row.stage_kind)
+            .map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
         kind: crate::domain::asset_kind_from_str(&row.kind) as i32,
         file_name: row.file_name.clone(),
         content_type: row.content_type.clone(),
@@ -112,14 +120,24 @@ pub fn weighted_progress(stages: &[StageRow]) -> f32 {
     let mut done = 0.0;
     let mut total = 0.0;
     for s in stages {
-        let (Some(kind), Some(state)) = (StageKind::parse(&s.kind), StageState::parse(&s.state)) else {
+        let (Some(kind), Some(state)) = (StageKind::parse(&s.kind), StageState::parse(&s.state))
+        else {
             continue;
         };
         if state == StageState::Skipped {
             continue;
         }
         total += kind.cost_weight();
-        done += kind.cost_weight() * if state == StageState::Succeeded { 1.0 } else { s.progress.clamp(0.0, 1.0) };
+        done += kind.cost_weight()
+            * if state == StageState::Succeeded {
+                1.0
+            } else {
+                s.progress.clamp(0.0, 1.0)
+            };
     }
-    if total > 0.0 { (done / total).clamp(0.0, 1.0) } else { 0.0 }
+    if total > 0.0 {
+        (done / total).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }

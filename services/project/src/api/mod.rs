@@ -50,12 +50,16 @@ pub fn caller<T>(request: &Request<T>) -> ApiResult<String> {
         .and_then(|v| v.to_str().ok())
         .filter(|s| cadenza_auth_subject_ok(s))
         .map(str::to_owned)
-        .ok_or_else(|| ApiError::Unauthenticated("the request carries no authenticated caller".into()))
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("the request carries no authenticated caller".into())
+        })
 }
 
 fn cadenza_auth_subject_ok(subject: &str) -> bool {
     (1..=64).contains(&subject.len())
-        && subject.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+        && subject
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
         && !subject.starts_with('.')
 }
 

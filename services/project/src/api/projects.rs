@@ -28,7 +28,9 @@ fn name_error(field: &str, err: cadenza_proto::names::NameError) -> ApiError {
 
 impl ProjectApi {
     fn limits(&self) -> Limits {
-        Limits { max_duration_seconds: self.shared.max_duration_seconds }
+        Limits {
+            max_duration_seconds: self.shared.max_duration_seconds,
+        }
     }
 
     /// The run a name means: the run itself, or the project's latest.
@@ -43,13 +45,18 @@ impl ProjectApi {
         let run_id = match target {
             ProjectOrRun::Run(run) => run.run,
             ProjectOrRun::Project(_) => project.latest_run_id.ok_or_else(|| {
-                ApiError::NotFound("RUN_NOT_FOUND", "this project has never been generated".into())
+                ApiError::NotFound(
+                    "RUN_NOT_FOUND",
+                    "this project has never been generated".into(),
+                )
             })?,
         };
         runs::find(conn, owner, run_id)
             .await?
             .filter(|r| r.project_id == project.id)
-            .ok_or_else(|| ApiError::NotFound("RUN_NOT_FOUND", format!("run `{run_id}` does not exist")))
+            .ok_or_else(|| {
+                ApiError::NotFound("RUN_NOT_FOUND", format!("run `{run_id}` does not exist"))
+            })
     }
 }
 
@@ -61,7 +68,10 @@ const WATCH_BATCH: i64 = 500;
 
 #[tonic::async_trait]
 impl ProjectService for ProjectApi {
-    async fn create_project(&self, request: Request<v1::CreateProjectRequest>) -> Result<Response<v1::Project>, Status> {
+    async fn create_project(
+        &self,
+        request: Request<v1::CreateProjectRequest>,
+    ) -> Result<Response<v1::Project>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
@@ -72,12 +82,15 @@ impl ProjectService for ProjectApi {
         let row = conn
             .transaction(async |conn| {
                 let id = Uuid::now_v7();
-                if let Some(request_id) = &request_id {
-                    if let Some(existing) = claim_request(conn, &owner, "CreateProject", request_id, &hash, id).await? {
-                        return projects::find(conn, &owner, existing)
-                            .await?
-                            .ok_or_else(|| ApiError::project_not_found(format!("projects/{existing}")));
-                    }
+                if let Some(request_id) = &request_id
+                    && let Some(existing) =
+                        claim_request(conn, &owner, "CreateProject", request_id, &hash, id).await?
+                {
+                    return projects::find(conn, &owner, existing)
+                        .await?
+                        .ok_or_else(|| {
+                            ApiError::project_not_found(format!("projects/{existing}"))
+                        });
                 }
                 Ok::<_, ApiError>(projects::insert(conn, id, &owner, &fields).await?)
             })
@@ -86,9 +99,13 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(convert::project(&row)))
     }
 
-    async fn get_project(&self, request: Request<v1::GetProjectRequest>) -> Result<Response<v1::Project>, Status> {
+    async fn get_project(
+        &self,
+        request: Request<v1::GetProjectRequest>,
+    ) -> Result<Response<v1::Project>, Status> {
         let owner = caller(&request)?;
-        let name = ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let name =
+            ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let mut conn = self.shared.conn().await?;
         let row = projects::find(&mut conn, &owner, name.0)
             .await
@@ -97,16 +114,23 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(convert::project(&row)))
     }
 
-    async fn list_projects(&self, request: Request<v1::ListProjectsRequest>) -> Result<Response<v1::ListProjectsResponse>, Status> {
+    async fn list_projects(
+        &self,
+        request: Request<v1::ListProjectsRequest>,
+    ) -> Result<Response<v1::ListProjectsResponse>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let size = validate::page_size(request.page_size, 20, 100)?;
         let after = decode_page_token(&request.page_token)?;
         let mut conn = self.shared.conn().await?;
-        let mut rows = projects::list(&mut conn, &owner, after, size + 1).await.map_err(ApiError::from)?;
+        let mut rows = projects::list(&mut conn, &owner, after, size + 1)
+            .await
+            .map_err(ApiError::from)?;
         let next_page_token = if rows.len() as i64 > size {
             rows.truncate(size as usize);
-            rows.last().map(|r| encode_page_token(r.created_at, r.id)).unwrap_or_default()
+            rows.last()
+                .map(|r| encode_page_token(r.created_at, r.id))
+                .unwrap_or_default()
         } else {
             String::new()
         };
@@ -116,14 +140,19 @@ impl ProjectService for ProjectApi {
         }))
     }
 
-    async fn update_project(&self, request: Request<v1::UpdateProjectRequest>) -> Result<Response<v1::Project>, Status> {
+    async fn update_project(
+        &self,
+        request: Request<v1::UpdateProjectRequest>,
+    ) -> Result<Response<v1::Project>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let patch = request.project.unwrap_or_default();
         let name = ProjectName::parse(&patch.name).map_err(|e| name_error("project.name", e))?;
         let paths = request.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
-            return Err(ApiError::invalid("update_mask", "name at least one field to update").into());
+            return Err(
+                ApiError::invalid("update_mask", "name at least one field to update").into(),
+            );
         }
         let limits = self.limits();
         let mut conn = self.shared.conn().await?;
@@ -165,17 +194,25 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(convert::project(&row)))
     }
 
-    async fn delete_project(&self, request: Request<v1::DeleteProjectRequest>) -> Result<Response<()>, Status> {
+    async fn delete_project(
+        &self,
+        request: Request<v1::DeleteProjectRequest>,
+    ) -> Result<Response<()>, Status> {
         let owner = caller(&request)?;
-        let name = ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let name =
+            ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let orchestrator = self.shared.orchestrator.clone();
         let mut conn = self.shared.conn().await?;
         conn.transaction(async |conn| {
-            let project = projects::lock(conn, &owner, name.0).await?.ok_or_else(|| ApiError::project_not_found(name))?;
+            let project = projects::lock(conn, &owner, name.0)
+                .await?
+                .ok_or_else(|| ApiError::project_not_found(name))?;
             if let Some(run_id) = project.latest_run_id {
                 let run = runs::get(conn, run_id).await?;
                 if RunState::parse(&run.state).is_some_and(|s| !s.is_terminal()) {
-                    orchestrator.finish_run(conn, &run, RunState::Cancelled, None).await?;
+                    orchestrator
+                        .finish_run(conn, &run, RunState::Cancelled, None)
+                        .await?;
                 }
             }
             projects::soft_delete(conn, project.id).await?;
@@ -186,7 +223,10 @@ impl ProjectService for ProjectApi {
         // leaves objects for the storage sweep, never a visible half-deleted project.
         let mut storage = self.shared.storage.clone();
         if let Err(err) = storage
-            .delete_project_objects(v1::DeleteProjectObjectsRequest { owner: owner.clone(), project_id: name.0.to_string() })
+            .delete_project_objects(v1::DeleteProjectObjectsRequest {
+                owner: owner.clone(),
+                project_id: name.0.to_string(),
+            })
             .await
         {
             tracing::warn!(project_id = %name.0, error = %err, "deleting project objects failed; left for the sweep");
@@ -194,24 +234,34 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(()))
     }
 
-    async fn generate_song(&self, request: Request<v1::GenerateSongRequest>) -> Result<Response<v1::Run>, Status> {
+    async fn generate_song(
+        &self,
+        request: Request<v1::GenerateSongRequest>,
+    ) -> Result<Response<v1::Run>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let name = ProjectName::parse(&request.name).map_err(|e| name_error("name", e))?;
         let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
-        let hash = request_hash(&v1::GenerateSongRequest { name: request.name.clone(), request_id: String::new() });
+        let hash = request_hash(&v1::GenerateSongRequest {
+            name: request.name.clone(),
+            request_id: String::new(),
+        });
         let orchestrator = self.shared.orchestrator.clone();
         let mut conn = self.shared.conn().await?;
         let (run, stages) = conn
             .transaction(async |conn| {
-                let project = projects::lock(conn, &owner, name.0).await?.ok_or_else(|| ApiError::project_not_found(name))?;
+                let project = projects::lock(conn, &owner, name.0)
+                    .await?
+                    .ok_or_else(|| ApiError::project_not_found(name))?;
                 let run_id = Uuid::now_v7();
-                if let Some(request_id) = &request_id {
-                    if let Some(existing) = claim_request(conn, &owner, "GenerateSong", request_id, &hash, run_id).await? {
-                        let run = runs::get(conn, existing).await?;
-                        let stages = runs::stages_of(conn, existing).await?;
-                        return Ok::<_, ApiError>((run, stages));
-                    }
+                if let Some(request_id) = &request_id
+                    && let Some(existing) =
+                        claim_request(conn, &owner, "GenerateSong", request_id, &hash, run_id)
+                            .await?
+                {
+                    let run = runs::get(conn, existing).await?;
+                    let stages = runs::stages_of(conn, existing).await?;
+                    return Ok::<_, ApiError>((run, stages));
                 }
                 let run = orchestrator.start_run(conn, &project, run_id).await?;
                 let stages = runs::stages_of(conn, run.id).await?;
@@ -223,19 +273,27 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(convert::run(&run, &stages)))
     }
 
-    async fn cancel_generation(&self, request: Request<v1::CancelGenerationRequest>) -> Result<Response<v1::Run>, Status> {
+    async fn cancel_generation(
+        &self,
+        request: Request<v1::CancelGenerationRequest>,
+    ) -> Result<Response<v1::Run>, Status> {
         let owner = caller(&request)?;
-        let target = ProjectOrRun::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let target =
+            ProjectOrRun::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let orchestrator = self.shared.orchestrator.clone();
         let mut conn = self.shared.conn().await?;
         let (run, stages) = conn
             .transaction(async |conn| {
                 projects::lock(conn, &owner, target.project())
                     .await?
-                    .ok_or_else(|| ApiError::project_not_found(format!("projects/{}", target.project())))?;
+                    .ok_or_else(|| {
+                        ApiError::project_not_found(format!("projects/{}", target.project()))
+                    })?;
                 let run = Self::resolve_run(conn, &owner, target).await?;
                 if RunState::parse(&run.state).is_some_and(|s| !s.is_terminal()) {
-                    orchestrator.finish_run(conn, &run, RunState::Cancelled, None).await?;
+                    orchestrator
+                        .finish_run(conn, &run, RunState::Cancelled, None)
+                        .await?;
                 }
                 let run = runs::get(conn, run.id).await?;
                 let stages = runs::stages_of(conn, run.id).await?;
@@ -245,27 +303,42 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(convert::run(&run, &stages)))
     }
 
-    async fn get_project_status(&self, request: Request<v1::GetProjectStatusRequest>) -> Result<Response<v1::ProjectStatus>, Status> {
+    async fn get_project_status(
+        &self,
+        request: Request<v1::GetProjectStatusRequest>,
+    ) -> Result<Response<v1::ProjectStatus>, Status> {
         let owner = caller(&request)?;
-        let name = ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
+        let name =
+            ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let mut conn = self.shared.conn().await?;
-        let project = projects::find(&mut conn, &owner, name.0).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::project_not_found(name))?;
+        let project = projects::find(&mut conn, &owner, name.0)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(|| ApiError::project_not_found(name))?;
         let status = crate::status::project_status(&mut conn, &project).await?;
         Ok(Response::new(status))
     }
 
     type WatchProjectStream = EventStream;
 
-    async fn watch_project(&self, request: Request<v1::WatchProjectRequest>) -> Result<Response<Self::WatchProjectStream>, Status> {
+    async fn watch_project(
+        &self,
+        request: Request<v1::WatchProjectRequest>,
+    ) -> Result<Response<Self::WatchProjectStream>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let name = ProjectName::parse(&request.name).map_err(|e| name_error("name", e))?;
         if request.after_event_id < 0 {
-            return Err(ApiError::invalid("after_event_id", "must be 0 or a positive event id").into());
+            return Err(
+                ApiError::invalid("after_event_id", "must be 0 or a positive event id").into(),
+            );
         }
         {
             let mut conn = self.shared.conn().await?;
-            projects::find(&mut conn, &owner, name.0).await.map_err(ApiError::from)?.ok_or_else(|| ApiError::project_not_found(name))?;
+            projects::find(&mut conn, &owner, name.0)
+                .await
+                .map_err(ApiError::from)?
+                .ok_or_else(|| ApiError::project_not_found(name))?;
         }
         // Subscribe before the first read, so nothing committed in between is missed.
         let mut notifications = self.shared.hub.subscribe();
@@ -296,7 +369,10 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn list_job_logs(&self, request: Request<v1::ListJobLogsRequest>) -> Result<Response<v1::ListJobLogsResponse>, Status> {
+    async fn list_job_logs(
+        &self,
+        request: Request<v1::ListJobLogsRequest>,
+    ) -> Result<Response<v1::ListJobLogsResponse>, Status> {
         use cadenza_db::schema::job_logs;
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
@@ -313,23 +389,39 @@ impl ProjectService for ProjectApi {
         };
         let mut conn = self.shared.conn().await?;
         let run = Self::resolve_run(&mut conn, &owner, target).await?;
-        let rows: Vec<(i64, String, i32, i16, String, chrono::DateTime<chrono::Utc>)> = job_logs::table
-            .filter(job_logs::run_id.eq(run.id))
-            .filter(job_logs::id.gt(after))
-            .order(job_logs::id.asc())
-            .limit(size + 1)
-            .select((job_logs::id, job_logs::stage_kind, job_logs::attempt, job_logs::severity, job_logs::message, job_logs::logged_at))
-            .load(&mut conn)
-            .await
-            .map_err(ApiError::from)?;
+        let rows: Vec<(i64, String, i32, i16, String, chrono::DateTime<chrono::Utc>)> =
+            job_logs::table
+                .filter(job_logs::run_id.eq(run.id))
+                .filter(job_logs::id.gt(after))
+                .order(job_logs::id.asc())
+                .limit(size + 1)
+                .select((
+                    job_logs::id,
+                    job_logs::stage_kind,
+                    job_logs::attempt,
+                    job_logs::severity,
+                    job_logs::message,
+                    job_logs::logged_at,
+                ))
+                .load(&mut conn)
+                .await
+                .map_err(ApiError::from)?;
         let more = rows.len() as i64 > size;
         let rows = &rows[..rows.len().min(size as usize)];
         Ok(Response::new(v1::ListJobLogsResponse {
-            next_page_token: if more { rows.last().map(|r| encode_token_text(&r.0.to_string())).unwrap_or_default() } else { String::new() },
+            next_page_token: if more {
+                rows.last()
+                    .map(|r| encode_token_text(&r.0.to_string()))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            },
             logs: rows
                 .iter()
                 .map(|(_, kind, attempt, severity, message, at)| v1::JobLog {
-                    stage_kind: StageKind::parse(kind).map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
+                    stage_kind: StageKind::parse(kind)
+                        .map_or(v1::StageKind::Unspecified, StageKind::proto)
+                        as i32,
                     attempt: u32::try_from(*attempt).unwrap_or(0),
                     severity: i32::from(*severity),
                     message: message.clone(),
@@ -342,7 +434,10 @@ impl ProjectService for ProjectApi {
 
 /// Waits for a notification about `project_id` or the poll interval; true when
 /// the hub is gone (shutdown).
-async fn wait_for_news(notifications: &mut tokio::sync::broadcast::Receiver<Uuid>, project_id: Uuid) -> bool {
+async fn wait_for_news(
+    notifications: &mut tokio::sync::broadcast::Receiver<Uuid>,
+    project_id: Uuid,
+) -> bool {
     use tokio::sync::broadcast::error::RecvError;
     let deadline = tokio::time::sleep(WATCH_POLL);
     tokio::pin!(deadline);
@@ -386,5 +481,10 @@ fn decode_page_token(token: &str) -> ApiResult<Option<(chrono::DateTime<chrono::
             Some((time, Uuid::parse_str(id).ok()?))
         })
         .map(Some)
-        .ok_or_else(|| ApiError::invalid("page_token", "this page token is not valid; start again without one"))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "page_token",
+                "this page token is not valid; start again without one",
+            )
+        })
 }

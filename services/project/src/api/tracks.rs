@@ -21,7 +21,10 @@ pub struct TrackApi {
 
 #[tonic::async_trait]
 impl TrackService for TrackApi {
-    async fn create_track(&self, request: Request<v1::CreateTrackRequest>) -> Result<Response<v1::CreateTrackResponse>, Status> {
+    async fn create_track(
+        &self,
+        request: Request<v1::CreateTrackRequest>,
+    ) -> Result<Response<v1::CreateTrackResponse>, Status> {
         let owner = caller(&request)?;
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
@@ -34,7 +37,9 @@ impl TrackService for TrackApi {
             lyrics: request.lyrics.clone(),
             ..Default::default()
         };
-        let limits = Limits { max_duration_seconds: self.shared.max_duration_seconds };
+        let limits = Limits {
+            max_duration_seconds: self.shared.max_duration_seconds,
+        };
         // Field paths of this request, not of a project.
         let fields = validate::new_project(&as_project, &limits).map_err(|err| match err {
             ApiError::Invalid(violations) => ApiError::Invalid(
@@ -48,23 +53,41 @@ impl TrackService for TrackApi {
             ),
             other => other,
         })?;
-        let hash = request_hash(&v1::CreateTrackRequest { request_id: String::new(), ..request.clone() });
+        let hash = request_hash(&v1::CreateTrackRequest {
+            request_id: String::new(),
+            ..request.clone()
+        });
         let orchestrator = self.shared.orchestrator.clone();
         let mut conn = self.shared.conn().await?;
         let (project_id, run_id) = conn
             .transaction(async |conn| {
                 let project_id = Uuid::now_v7();
-                if let Some(request_id) = &request_id {
-                    if let Some(existing) = claim_request(conn, &owner, "CreateTrack", request_id, &hash, project_id).await? {
-                        let project = projects::find(conn, &owner, existing)
+                if let Some(request_id) = &request_id
+                    && let Some(existing) =
+                        claim_request(conn, &owner, "CreateTrack", request_id, &hash, project_id)
                             .await?
-                            .ok_or_else(|| ApiError::NotFound("TRACK_NOT_FOUND", format!("track `tracks/{existing}` was deleted")))?;
-                        return Ok::<_, ApiError>((existing, project.latest_run_id.unwrap_or_default()));
-                    }
+                {
+                    let project =
+                        projects::find(conn, &owner, existing)
+                            .await?
+                            .ok_or_else(|| {
+                                ApiError::NotFound(
+                                    "TRACK_NOT_FOUND",
+                                    format!("track `tracks/{existing}` was deleted"),
+                                )
+                            })?;
+                    return Ok::<_, ApiError>((
+                        existing,
+                        project.latest_run_id.unwrap_or_default(),
+                    ));
                 }
                 let project = projects::insert(conn, project_id, &owner, &fields).await?;
-                let project = projects::lock(conn, &owner, project.id).await?.ok_or(diesel::result::Error::NotFound)?;
-                let run = orchestrator.start_run(conn, &project, Uuid::now_v7()).await?;
+                let project = projects::lock(conn, &owner, project.id)
+                    .await?
+                    .ok_or(diesel::result::Error::NotFound)?;
+                let run = orchestrator
+                    .start_run(conn, &project, Uuid::now_v7())
+                    .await?;
                 Ok((project_id, run.id))
             })
             .await?;
@@ -75,12 +98,20 @@ impl TrackService for TrackApi {
         }))
     }
 
-    async fn get_track(&self, request: Request<v1::GetTrackRequest>) -> Result<Response<v1::Track>, Status> {
+    async fn get_track(
+        &self,
+        request: Request<v1::GetTrackRequest>,
+    ) -> Result<Response<v1::Track>, Status> {
         let owner = caller(&request)?;
-        let name = TrackName::parse(&request.get_ref().name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
+        let name = TrackName::parse(&request.get_ref().name)
+            .map_err(|e| ApiError::invalid("name", e.to_string()))?;
         let mut conn = self.shared.conn().await?;
-        let not_found = || ApiError::NotFound("TRACK_NOT_FOUND", format!("track `{name}` does not exist"));
-        let project = projects::find(&mut conn, &owner, name.0).await.map_err(ApiError::from)?.ok_or_else(not_found)?;
+        let not_found =
+            || ApiError::NotFound("TRACK_NOT_FOUND", format!("track `{name}` does not exist"));
+        let project = projects::find(&mut conn, &owner, name.0)
+            .await
+            .map_err(ApiError::from)?
+            .ok_or_else(not_found)?;
         let mut track = v1::Track {
             name: name.to_string(),
             prompt: project.prompt.clone(),
@@ -93,7 +124,9 @@ impl TrackService for TrackApi {
             return Ok(Response::new(track));
         };
         let run = runs::get(&mut conn, run_id).await.map_err(ApiError::from)?;
-        let stages = runs::stages_of(&mut conn, run_id).await.map_err(ApiError::from)?;
+        let stages = runs::stages_of(&mut conn, run_id)
+            .await
+            .map_err(ApiError::from)?;
         track.job = JobName(run_id).to_string();
         track.progress = convert::weighted_progress(&stages);
         track.state = match RunState::parse(&run.state) {
@@ -113,7 +146,9 @@ impl TrackService for TrackApi {
                 .map_err(ApiError::from)?
                 .into_iter()
                 .find(|a| a.kind == "master")
-                .ok_or_else(|| ApiError::Internal(format!("run {run_id} succeeded without a master")))?;
+                .ok_or_else(|| {
+                    ApiError::Internal(format!("run {run_id} succeeded without a master"))
+                })?;
             let signed = self
                 .shared
                 .storage
@@ -132,20 +167,30 @@ impl TrackService for TrackApi {
         Ok(Response::new(track))
     }
 
-    async fn get_job(&self, request: Request<v1::GetJobRequest>) -> Result<Response<v1::Job>, Status> {
+    async fn get_job(
+        &self,
+        request: Request<v1::GetJobRequest>,
+    ) -> Result<Response<v1::Job>, Status> {
         let owner = caller(&request)?;
-        let name = JobName::parse(&request.get_ref().name).map_err(|e| ApiError::invalid("name", e.to_string()))?;
+        let name = JobName::parse(&request.get_ref().name)
+            .map_err(|e| ApiError::invalid("name", e.to_string()))?;
         let mut conn = self.shared.conn().await?;
         let run = runs::find(&mut conn, &owner, name.0)
             .await
             .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound("JOB_NOT_FOUND", format!("job `{name}` does not exist")))?;
+            .ok_or_else(|| {
+                ApiError::NotFound("JOB_NOT_FOUND", format!("job `{name}` does not exist"))
+            })?;
         // A job of a deleted track is gone with it.
         projects::find(&mut conn, &owner, run.project_id)
             .await
             .map_err(ApiError::from)?
-            .ok_or_else(|| ApiError::NotFound("JOB_NOT_FOUND", format!("job `{name}` does not exist")))?;
-        let stages = runs::stages_of(&mut conn, run.id).await.map_err(ApiError::from)?;
+            .ok_or_else(|| {
+                ApiError::NotFound("JOB_NOT_FOUND", format!("job `{name}` does not exist"))
+            })?;
+        let stages = runs::stages_of(&mut conn, run.id)
+            .await
+            .map_err(ApiError::from)?;
         Ok(Response::new(v1::Job {
             name: name.to_string(),
             track: TrackName(run.project_id).to_string(),

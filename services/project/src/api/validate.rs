@@ -22,11 +22,16 @@ pub fn prompt(value: &str, field: &str, violations: &mut Vec<Violation>) -> Stri
     let trimmed = value.trim();
     let chars = trimmed.chars().count();
     if chars == 0 {
-        violations.push(Violation::new(field, "describe the song: the prompt cannot be empty"));
+        violations.push(Violation::new(
+            field,
+            "describe the song: the prompt cannot be empty",
+        ));
     } else if chars > MAX_PROMPT_CHARS {
         violations.push(Violation::new(
             field,
-            format!("the prompt is {chars} characters long; at most {MAX_PROMPT_CHARS} are allowed"),
+            format!(
+                "the prompt is {chars} characters long; at most {MAX_PROMPT_CHARS} are allowed"
+            ),
         ));
     }
     trimmed.to_owned()
@@ -48,7 +53,10 @@ pub fn duration(value: u32, field: &str, limits: &Limits, violations: &mut Vec<V
 
 pub fn style_strength(value: f32, field: &str, violations: &mut Vec<Violation>) -> f32 {
     if !value.is_finite() || !(0.0..=1.0).contains(&value) {
-        violations.push(Violation::new(field, "style strength must be between 0 and 1"));
+        violations.push(Violation::new(
+            field,
+            "style strength must be between 0 and 1",
+        ));
         return 0.0;
     }
     value
@@ -69,7 +77,10 @@ pub fn lyrics(value: Option<&str>, field: &str, violations: &mut Vec<Violation>)
 pub fn title(value: &str, prompt: &str, field: &str, violations: &mut Vec<Violation>) -> String {
     let trimmed = value.trim();
     if trimmed.chars().count() > MAX_TITLE_CHARS {
-        violations.push(Violation::new(field, format!("the title can be at most {MAX_TITLE_CHARS} characters")));
+        violations.push(Violation::new(
+            field,
+            format!("the title can be at most {MAX_TITLE_CHARS} characters"),
+        ));
     }
     if trimmed.is_empty() {
         derived_title(prompt)
@@ -83,7 +94,11 @@ fn derived_title(prompt: &str) -> String {
     if prompt.chars().count() > DERIVED_TITLE_CHARS {
         title.push('…');
     }
-    if title.is_empty() { "Untitled song".into() } else { title }
+    if title.is_empty() {
+        "Untitled song".into()
+    } else {
+        title
+    }
 }
 
 /// Validates every field of a new project.
@@ -92,14 +107,27 @@ pub fn new_project(project: &v1::Project, limits: &Limits) -> Result<ProjectFiel
     let prompt = prompt(&project.prompt, "project.prompt", &mut violations);
     let fields = ProjectFields {
         title: title(&project.title, &prompt, "project.title", &mut violations),
-        duration_seconds: duration(project.duration_seconds, "project.duration_seconds", limits, &mut violations),
+        duration_seconds: duration(
+            project.duration_seconds,
+            "project.duration_seconds",
+            limits,
+            &mut violations,
+        ),
         has_vocals: project.has_vocals,
-        style_strength: style_strength(project.style_strength, "project.style_strength", &mut violations),
+        style_strength: style_strength(
+            project.style_strength,
+            "project.style_strength",
+            &mut violations,
+        ),
         seed: project.seed.map(|s| s as i64),
         lyrics: lyrics(project.lyrics.as_deref(), "project.lyrics", &mut violations),
         prompt,
     };
-    if violations.is_empty() { Ok(fields) } else { Err(ApiError::Invalid(violations)) }
+    if violations.is_empty() {
+        Ok(fields)
+    } else {
+        Err(ApiError::Invalid(violations))
+    }
 }
 
 /// An optional idempotency key: empty, or 1 to 128 printable characters.
@@ -120,7 +148,10 @@ pub fn request_id(value: &str) -> Result<Option<&str>, ApiError> {
 pub fn page_size(value: i32, default: i64, max: i64) -> Result<i64, ApiError> {
     match value {
         0 => Ok(default),
-        v if v < 0 || i64::from(v) > max => Err(ApiError::invalid("page_size", format!("must be 0 to {max}"))),
+        v if v < 0 || i64::from(v) > max => Err(ApiError::invalid(
+            "page_size",
+            format!("must be 0 to {max}"),
+        )),
         v => Ok(i64::from(v)),
     }
 }
@@ -138,15 +169,25 @@ mod tests {
         }
     }
 
-    const LIMITS: Limits = Limits { max_duration_seconds: 600 };
+    const LIMITS: Limits = Limits {
+        max_duration_seconds: 600,
+    };
 
     #[test]
     fn reports_every_bad_field() {
-        let Err(ApiError::Invalid(violations)) = new_project(&project("  ", 0, 2.0), &LIMITS) else {
+        let Err(ApiError::Invalid(violations)) = new_project(&project("  ", 0, 2.0), &LIMITS)
+        else {
             panic!("expected violations");
         };
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
-        assert_eq!(fields, ["project.prompt", "project.duration_seconds", "project.style_strength"]);
+        assert_eq!(
+            fields,
+            [
+                "project.prompt",
+                "project.duration_seconds",
+                "project.style_strength"
+            ]
+        );
     }
 
     #[test]

@@ -70,7 +70,11 @@ pub struct NewEvent {
 }
 
 /// Appends an event and announces it (delivered when the transaction commits).
-pub async fn append(conn: &mut AsyncPgConnection, project_id: Uuid, event: NewEvent) -> QueryResult<i64> {
+pub async fn append(
+    conn: &mut AsyncPgConnection,
+    project_id: Uuid,
+    event: NewEvent,
+) -> QueryResult<i64> {
     let seq: i64 = diesel::update(projects::table.find(project_id))
         .set(projects::last_event_seq.eq(projects::last_event_seq + 1))
         .returning(projects::last_event_seq)

@@ -44,7 +44,11 @@ pub async fn insert(
 }
 
 /// The owner's live project, or `None` (someone else's answers the same as missing).
-pub async fn find(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryResult<Option<ProjectRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    id: Uuid,
+) -> QueryResult<Option<ProjectRow>> {
     projects::table
         .filter(projects::id.eq(id))
         .filter(projects::owner.eq(owner))
@@ -57,7 +61,11 @@ pub async fn find(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryR
 
 /// Like [`find`], locking the row until the transaction ends. Every transaction
 /// that changes a project's runs takes this lock first, so they never deadlock.
-pub async fn lock(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryResult<Option<ProjectRow>> {
+pub async fn lock(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    id: Uuid,
+) -> QueryResult<Option<ProjectRow>> {
     projects::table
         .filter(projects::id.eq(id))
         .filter(projects::owner.eq(owner))
@@ -144,7 +152,10 @@ pub async fn set_state(
         }
         None => {
             diesel::update(target)
-                .set((projects::state.eq(state), projects::updated_at.eq(diesel::dsl::now)))
+                .set((
+                    projects::state.eq(state),
+                    projects::updated_at.eq(diesel::dsl::now),
+                ))
                 .execute(conn)
                 .await?
         }

@@ -7,7 +7,11 @@ use uuid::Uuid;
 
 use super::models::{AssetRow, RunRow, StageRow};
 
-pub async fn find(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryResult<Option<RunRow>> {
+pub async fn find(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+    id: Uuid,
+) -> QueryResult<Option<RunRow>> {
     runs::table
         .filter(runs::id.eq(id))
         .filter(runs::owner.eq(owner))
@@ -18,7 +22,11 @@ pub async fn find(conn: &mut AsyncPgConnection, owner: &str, id: Uuid) -> QueryR
 }
 
 pub async fn get(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<RunRow> {
-    runs::table.find(id).select(RunRow::as_select()).first(conn).await
+    runs::table
+        .find(id)
+        .select(RunRow::as_select())
+        .first(conn)
+        .await
 }
 
 pub async fn stages_of(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<Vec<StageRow>> {
@@ -53,7 +61,10 @@ pub async fn stage(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option
         .optional()
 }
 
-pub async fn assets_of_run(conn: &mut AsyncPgConnection, run_id: Uuid) -> QueryResult<Vec<AssetRow>> {
+pub async fn assets_of_run(
+    conn: &mut AsyncPgConnection,
+    run_id: Uuid,
+) -> QueryResult<Vec<AssetRow>> {
     assets::table
         .filter(assets::run_id.eq(run_id))
         .order((assets::created_at.asc(), assets::id.asc()))
