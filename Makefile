@@ -19,7 +19,14 @@ build: ## build every binary
 test: services ## run every test against the real Postgres and RabbitMQ
 	$(CARGO) test --workspace --no-fail-fast
 
-lint: ## formatting, clippy with warnings as errors, docs
+BUF := tools/node_modules/.bin/buf
+
+$(BUF): tools/package.json tools/package-lock.json
+	cd tools && npm ci --no-audit --no-fund --silent
+	@touch $@
+
+lint: $(BUF) ## formatting, clippy with warnings as errors, docs, protobuf lint
+	$(BUF) lint proto
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet

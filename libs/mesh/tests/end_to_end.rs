@@ -285,6 +285,35 @@ async fn song_end_to_end(has_vocals: bool) {
 
     check_master(&mesh, &token, &project.name).await;
 
+    // Every stage that ran left a log line, readable page by page.
+    let mut logs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = projects
+            .list_job_logs(authed(
+                &token,
+                v1::ListJobLogsRequest {
+                    parent: project.name.clone(),
+                    page_size: 2,
+                    page_token,
+                },
+            ))
+            .await
+            .expect("job logs")
+            .into_inner();
+        logs.extend(page.logs);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let expected_stages = if has_vocals { 6 } else { 4 };
+    assert_eq!(logs.len(), expected_stages, "{logs:?}");
+    assert!(
+        logs.iter().all(|l| l.message.starts_with("rendered ")),
+        "{logs:?}"
+    );
+
     // Another user sees none of it.
     let mallory = mesh.token("mallory").await;
     let err = projects

@@ -1,0 +1,381 @@
+//! The storage service over real gRPC and real HTTP: verified uploads that leave
+//! nothing behind, keys that cannot escape their prefix, signed URLs with Range.
+
+use cadenza_config::SecretString;
+use cadenza_proto::v1::{
+    self, put_object_request::Part, storage_service_client::StorageServiceClient,
+};
+use cadenza_storage::signing::UrlSigner;
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+const KEY: &str = "0123456789abcdef0123456789abcdef-test-signing-key";
+const PROJECT: &str = "0190b8d2-7c1e-7cc0-a1b2-0123456789ab";
+const RUN: &str = "0190b8d2-7c1e-7cc0-a1b2-0123456789ac";
+
+struct Storage {
+    client: StorageServiceClient<Channel>,
+    data: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+async fn start() -> Storage {
+    let data = tempfile::tempdir().expect("tempdir");
+    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let (grpc_addr, http_addr) = (
+        grpc.local_addr().expect("addr"),
+        http.local_addr().expect("addr"),
+    );
+    let config = cadenza_storage::Config {
+        grpc_addr,
+        http_addr,
+        admin_addr: "127.0.0.1:0".parse().expect("addr"),
+        public_url: format!("http://{http_addr}"),
+        data_dir: data.path().to_path_buf(),
+        signing_key: SecretString::from(KEY),
+        max_object_bytes: 1 << 20,
+    };
+    let shutdown = CancellationToken::new();
+    let listeners = cadenza_storage::Listeners {
+        grpc,
+        http,
+        admin: None,
+    };
+    tokio::spawn(cadenza_storage::run(config, listeners, shutdown.clone()));
+    let client = StorageServiceClient::connect(format!("http://{grpc_addr}"))
+        .await
+        .expect("connect");
+    Storage {
+        client,
+        data,
+        shutdown,
+    }
+}
+
+fn locator(owner: &str, file: &str) -> v1::ObjectLocator {
+    v1::ObjectLocator {
+        owner: owner.into(),
+        project_id: PROJECT.into(),
+        run_id: RUN.into(),
+        file_name: file.into(),
+    }
+}
+
+fn upload_messages(
+    locator: v1::ObjectLocator,
+    declared_size: i64,
+    sha256: String,
+    chunks: Vec<Vec<u8>>,
+) -> Vec<v1::PutObjectRequest> {
+    let header = v1::PutObjectRequest {
+        part: Some(Part::Header(v1::PutObjectHeader {
+            locator: Some(locator),
+            content_type: "audio/wav".into(),
+            size_bytes: declared_size,
+            sha256,
+        })),
+    };
+    std::iter::once(header)
+        .chain(chunks.into_iter().map(|c| v1::PutObjectRequest {
+            part: Some(Part::Chunk(c)),
+        }))
+        .collect()
+}
+
+async fn put(
+    storage: &mut Storage,
+    file: &str,
+    bytes: &[u8],
+) -> Result<v1::ObjectInfo, tonic::Status> {
+    let sha = hex::encode(Sha256::digest(bytes));
+    let messages = upload_messages(
+        locator("alice", file),
+        bytes.len() as i64,
+        sha,
+        bytes.chunks(1000).map(<[u8]>::to_vec).collect(),
+    );
+    storage
+        .client
+        .put_object(futures::stream::iter(messages))
+        .await
+        .map(|r| r.into_inner())
+}
+
+/// Every regular file under the data directory, staging files included.
+fn files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(next) = pending.pop() {
+        for entry in std::fs::read_dir(next).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                pending.push(path)
+            } else {
+                found.push(path)
+            }
+        }
+    }
+    found
+}
+
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_verified_upload_reads_back_byte_for_byte() {
+    let mut storage = start().await;
+    let bytes: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let info = put(&mut storage, "stems/drums.wav", &bytes)
+        .await
+        .expect("upload");
+    assert_eq!(
+        info.key,
+        format!("users/alice/projects/{PROJECT}/runs/{RUN}/stems/drums.wav")
+    );
+    assert_eq!(info.size_bytes, 5000);
+    let stat = storage
+        .client
+        .stat_object(v1::StatObjectRequest {
+            key: info.key.clone(),
+        })
+        .await
+        .expect("stat")
+        .into_inner();
+    assert_eq!(
+        (stat.size_bytes, stat.content_type.as_str()),
+        (5000, "audio/wav")
+    );
+    let mut stream = storage
+        .client
+        .get_object(v1::GetObjectRequest { key: info.key })
+        .await
+        .expect("get")
+        .into_inner();
+    let mut read = Vec::new();
+    while let Some(part) = stream.message().await.expect("part") {
+        read.extend_from_slice(&part.chunk);
+    }
+    assert_eq!(read, bytes);
+    storage.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn broken_uploads_are_refused_and_leave_nothing_behind() {
+    let mut storage = start().await;
+    let bytes = vec![7u8; 3000];
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let cases = [
+        // Wrong checksum.
+        (
+            upload_messages(
+                locator("alice", "a.wav"),
+                3000,
+                "ab".repeat(32),
+                vec![bytes.clone()],
+            ),
+            "sha256",
+        ),
+        // Fewer bytes than declared.
+        (
+            upload_messages(
+                locator("alice", "b.wav"),
+                3000,
+                sha.clone(),
+                vec![bytes[..1000].to_vec()],
+            ),
+            "size_bytes",
+        ),
+        // More bytes than declared.
+        (
+            upload_messages(
+                locator("alice", "c.wav"),
+                1000,
+                sha.clone(),
+                vec![bytes.clone()],
+            ),
+            "size_bytes",
+        ),
+        // Empty and oversized objects.
+        (
+            upload_messages(locator("alice", "d.wav"), 0, sha.clone(), vec![]),
+            "size_bytes",
+        ),
+        (
+            upload_messages(locator("alice", "e.wav"), 2 << 20, sha.clone(), vec![]),
+            "size_bytes",
+        ),
+    ];
+    for (messages, field) in cases {
+        let err = storage
+            .client
+            .put_object(futures::stream::iter(messages))
+            .await
+            .expect_err("refused");
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert_eq!(bad_fields(&err), [field], "{}", err.message());
+    }
+    assert!(
+        files(storage.data.path()).is_empty(),
+        "left behind: {:?}",
+        files(storage.data.path())
+    );
+    storage.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn no_name_reaches_outside_its_prefix() {
+    let mut storage = start().await;
+    for file in [
+        "../escape.wav",
+        "a/../../b.wav",
+        "/etc/passwd",
+        "a//b",
+        "x\\y",
+        "..",
+        "a b.wav",
+    ] {
+        let err = put(&mut storage, file, b"abc").await.expect_err(file);
+        assert_eq!(err.code(), Code::InvalidArgument, "{file}");
+        assert_eq!(bad_fields(&err), ["file_name"], "{file}");
+    }
+    let mut bad_owner = locator("../bob", "x.wav");
+    bad_owner.owner = "../bob".into();
+    let messages = upload_messages(
+        bad_owner,
+        3,
+        hex::encode(Sha256::digest(b"abc")),
+        vec![b"abc".to_vec()],
+    );
+    let err = storage
+        .client
+        .put_object(futures::stream::iter(messages))
+        .await
+        .expect_err("owner");
+    assert_eq!(bad_fields(&err), ["owner"]);
+    for key in [
+        "../../etc/passwd",
+        "users/alice/../../x",
+        &format!("users/alice/projects/{PROJECT}/runs/{RUN}/../../../x"),
+    ] {
+        let err = storage
+            .client
+            .stat_object(v1::StatObjectRequest { key: key.into() })
+            .await
+            .expect_err(key);
+        assert_eq!(err.code(), Code::InvalidArgument, "{key}");
+    }
+    assert!(files(storage.data.path()).is_empty());
+    storage.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn signed_urls_serve_ranges_and_refuse_anything_altered_or_expired() {
+    let mut storage = start().await;
+    let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
+    let info = put(&mut storage, "master.wav", &bytes)
+        .await
+        .expect("upload");
+    let signed = storage
+        .client
+        .sign_download_url(v1::SignDownloadUrlRequest {
+            key: info.key.clone(),
+            expire_seconds: 300,
+            download_name: "my song.wav".into(),
+        })
+        .await
+        .expect("sign")
+        .into_inner();
+    let http = reqwest::Client::new();
+
+    let full = http.get(&signed.url).send().await.expect("get");
+    assert_eq!(full.status(), 200);
+    let headers = full.headers().clone();
+    assert_eq!(headers["content-type"], "audio/wav");
+    assert_eq!(headers["content-length"], "4096");
+    assert_eq!(headers["accept-ranges"], "bytes");
+    assert_eq!(
+        headers["content-disposition"],
+        "attachment; filename=\"mysong.wav\""
+    );
+    assert!(headers.contains_key("etag"));
+    assert_eq!(full.bytes().await.expect("body").as_ref(), bytes.as_slice());
+
+    let ranged = http
+        .get(&signed.url)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(ranged.headers()["content-range"], "bytes 100-199/4096");
+    assert_eq!(
+        ranged.bytes().await.expect("body").as_ref(),
+        &bytes[100..200]
+    );
+    let tail = http
+        .get(&signed.url)
+        .header("range", "bytes=-10")
+        .send()
+        .await
+        .expect("suffix");
+    assert_eq!(tail.bytes().await.expect("body").as_ref(), &bytes[4086..]);
+    let beyond = http
+        .get(&signed.url)
+        .header("range", "bytes=5000-")
+        .send()
+        .await
+        .expect("416");
+    assert_eq!(beyond.status(), 416);
+
+    // An altered signature, another key, and a correctly signed but expired URL.
+    let altered = signed.url.replace("sig=", "sig=00");
+    let other_key = signed.url.replace("master.wav?", "other.wav?");
+    let expired_at = chrono::Utc::now().timestamp() - 60;
+    let expired_sig =
+        UrlSigner::new(SecretString::from(KEY)).sign(&info.key, expired_at, "mysong.wav");
+    let base = signed.url.split("/v1/").next().expect("base");
+    let expired = format!(
+        "{base}/v1/files/{}?exp={expired_at}&name=mysong.wav&sig={expired_sig}",
+        info.key
+    );
+    for url in [altered, other_key, expired] {
+        let response = http.get(&url).send().await.expect("get");
+        assert_eq!(response.status(), 403, "{url}");
+        assert_eq!(
+            response.text().await.expect("body"),
+            "forbidden\n",
+            "a refusal reveals nothing"
+        );
+    }
+    storage.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn deleting_a_project_removes_its_objects_only() {
+    let mut storage = start().await;
+    put(&mut storage, "a.wav", b"aaaa").await.expect("upload");
+    put(&mut storage, "stems/b.wav", b"bbbb")
+        .await
+        .expect("upload");
+    let deleted = storage
+        .client
+        .delete_project_objects(v1::DeleteProjectObjectsRequest {
+            owner: "alice".into(),
+            project_id: PROJECT.into(),
+        })
+        .await
+        .expect("delete")
+        .into_inner();
+    assert_eq!(deleted.deleted_count, 2);
+    assert!(files(storage.data.path()).is_empty());
+    storage.shutdown.cancel();
+}
