@@ -48,6 +48,12 @@ pub enum ArtifactKind {
     Mix,
     /// `master.wav`: 44.1 kHz, loudness-normalised final song.
     Master,
+    /// `master.flac`: the master, lossless.
+    MasterFlac,
+    /// `preview.mp3` / `preview.ogg`: about 30 s from the chorus, compressed.
+    Preview,
+    /// `peaks.json`: waveform peaks (audiowaveform JSON shape).
+    Peaks,
 }
 
 /// One file produced by a stage.

@@ -18,6 +18,9 @@ pub fn to_proto(kind: ArtifactKind) -> v1::AssetKind {
         ArtifactKind::Stem => v1::AssetKind::Stem,
         ArtifactKind::Mix => v1::AssetKind::Mix,
         ArtifactKind::Master => v1::AssetKind::Master,
+        ArtifactKind::MasterFlac => v1::AssetKind::MasterFlac,
+        ArtifactKind::Preview => v1::AssetKind::Preview,
+        ArtifactKind::Peaks => v1::AssetKind::Peaks,
     }
 }
 
@@ -31,6 +34,9 @@ pub fn from_proto(kind: v1::AssetKind) -> Option<ArtifactKind> {
         v1::AssetKind::Stem => ArtifactKind::Stem,
         v1::AssetKind::Mix => ArtifactKind::Mix,
         v1::AssetKind::Master => ArtifactKind::Master,
+        v1::AssetKind::MasterFlac => ArtifactKind::MasterFlac,
+        v1::AssetKind::Preview => ArtifactKind::Preview,
+        v1::AssetKind::Peaks => ArtifactKind::Peaks,
         v1::AssetKind::Unspecified => return None,
     })
 }

@@ -193,6 +193,9 @@ pub fn asset_kind_from_str(s: &str) -> v1::AssetKind {
         "stem" => v1::AssetKind::Stem,
         "mix" => v1::AssetKind::Mix,
         "master" => v1::AssetKind::Master,
+        "master_flac" => v1::AssetKind::MasterFlac,
+        "preview" => v1::AssetKind::Preview,
+        "peaks" => v1::AssetKind::Peaks,
         _ => v1::AssetKind::Unspecified,
     }
 }
@@ -207,6 +210,9 @@ pub fn asset_kind_str(kind: v1::AssetKind) -> Option<&'static str> {
         v1::AssetKind::Stem => "stem",
         v1::AssetKind::Mix => "mix",
         v1::AssetKind::Master => "master",
+        v1::AssetKind::MasterFlac => "master_flac",
+        v1::AssetKind::Preview => "preview",
+        v1::AssetKind::Peaks => "peaks",
         v1::AssetKind::Unspecified => return None,
     })
 }
@@ -248,6 +254,18 @@ mod tests {
             );
         }
         assert!(!StageKind::Vocals.needed(false));
+        for kind in [
+            v1::AssetKind::Lyrics,
+            v1::AssetKind::Midi,
+            v1::AssetKind::Stem,
+            v1::AssetKind::Master,
+            v1::AssetKind::MasterFlac,
+            v1::AssetKind::Preview,
+            v1::AssetKind::Peaks,
+        ] {
+            let text = asset_kind_str(kind).expect("named");
+            assert_eq!(asset_kind_from_str(text), kind);
+        }
         assert!(StageKind::Mix.needed(false));
     }
 }
