@@ -106,6 +106,26 @@ async fn browsers_get_real_status_codes_over_grpc_web() {
         "{:?}",
         trailers(&body)
     );
+
+    // Both calls were counted by method and code.
+    let metrics = cadenza_telemetry::prometheus().render();
+    for code in ["UNAUTHENTICATED", "OK"] {
+        let line = metrics
+            .lines()
+            .find(|l| {
+                l.starts_with("cadenza_grpc_server_requests_total{")
+                    && l.contains("service=\"gateway\"")
+                    && l.contains("method=\"/cadenza.v1.ProjectService/ListProjects\"")
+                    && l.contains(&format!("code=\"{code}\""))
+            })
+            .unwrap_or_else(|| panic!("no {code} count in:\n{metrics}"));
+        let count: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0.0);
+        assert!(count >= 1.0, "{line}");
+    }
     mesh.stop().await;
 }
 

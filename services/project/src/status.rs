@@ -154,3 +154,67 @@ pub fn eta_seconds(
     }
     finish.values().copied().reduce(f64::max)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(kind: StageKind, state: StageState, progress: f32) -> StageRow {
+        StageRow {
+            id: uuid::Uuid::nil(),
+            run_id: uuid::Uuid::nil(),
+            kind: kind.as_str().into(),
+            state: state.as_str().into(),
+            attempt: 1,
+            progress,
+            provider: String::new(),
+            error_code: None,
+            error_message: None,
+            queued_at: None,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn eta_follows_the_longest_remaining_path() {
+        // One second of work per second of song for every kind; a 10 s song.
+        let rates: HashMap<String, f64> = StageKind::ALL
+            .iter()
+            .map(|k| (k.as_str().to_owned(), 1.0))
+            .collect();
+        let stages = vec![
+            stage(StageKind::Lyrics, StageState::Succeeded, 1.0),
+            stage(StageKind::Composition, StageState::Succeeded, 1.0),
+            stage(StageKind::Arrangement, StageState::Running, 0.5),
+            stage(StageKind::Vocals, StageState::Queued, 0.0),
+            stage(StageKind::Mix, StageState::Pending, 0.0),
+            stage(StageKind::Master, StageState::Pending, 0.0),
+        ];
+        // Arrangement (5 s left) and vocals (10 s) run side by side; mix and master follow.
+        assert_eq!(eta_seconds(&stages, &rates, 10), Some(10.0 + 10.0 + 10.0));
+        // A kind never seen finishing: no estimate rather than a wrong one.
+        let mut partial = rates.clone();
+        partial.remove("mix");
+        assert_eq!(eta_seconds(&stages, &partial, 10), None);
+    }
+
+    #[test]
+    fn progress_weighs_stages_by_cost_and_ignores_skipped_ones() {
+        let mut stages: Vec<StageRow> = StageKind::ALL
+            .iter()
+            .map(|k| stage(*k, StageState::Pending, 0.0))
+            .collect();
+        assert_eq!(convert::weighted_progress(&stages), 0.0);
+        stages[4] = stage(StageKind::Mix, StageState::Succeeded, 1.0);
+        assert!((convert::weighted_progress(&stages) - StageKind::Mix.cost_weight()).abs() < 1e-6);
+        for s in &mut stages {
+            if s.kind == "lyrics" || s.kind == "vocals" {
+                s.state = "skipped".into();
+            }
+        }
+        let expected = StageKind::Mix.cost_weight()
+            / (1.0 - StageKind::Lyrics.cost_weight() - StageKind::Vocals.cost_weight());
+        assert!((convert::weighted_progress(&stages) - expected).abs() < 1e-6);
+    }
+}
