@@ -87,6 +87,11 @@ impl Worker {
             let result = self.render(&work).await;
             let (update, logs, outcome) = match result {
                 Ok(outputs) => {
+                    tracing::info!(
+                        artifacts = outputs.len(),
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "stage rendered"
+                    );
                     let log = format!("rendered {} artifacts in {:.2} s", outputs.len(), started.elapsed().as_secs_f64());
                     (Update::Completed(v1::StageCompleted { outputs }), vec![log_line(1, log)], "succeeded")
                 }
