@@ -22,7 +22,7 @@ test: services ## run every test against the real Postgres and RabbitMQ
 BUF := tools/node_modules/.bin/buf
 
 $(BUF): tools/package.json tools/package-lock.json
-	cd tools && npm ci --no-audit --no-fund --silent
+	cd tools && npm install --no-audit --no-fund --no-save --silent
 	@touch $@
 
 lint: $(BUF) ## formatting, clippy with warnings as errors, docs, protobuf lint
