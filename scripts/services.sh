@@ -16,6 +16,16 @@ wait_for() { # name port seconds
   echo "error: $1 did not come up on 127.0.0.1:$2" >&2; return 1
 }
 
+# Where a Docker engine runs and nothing is installed, compose provides both.
+compose_up() {
+  if have docker && docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; then
+    echo "starting $1 with docker compose..."
+    docker compose up -d --wait "$1"
+    return 0
+  fi
+  return 1
+}
+
 apt_install() {
   if have apt-get; then
     as_root apt-get update -qq
@@ -29,6 +39,7 @@ apt_install() {
 ensure_postgres() {
   if port_open "$PG_PORT"; then return 0; fi
   if ! have pg_ctlcluster && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    if ! have apt-get && compose_up postgres; then return 0; fi
     echo "installing PostgreSQL from the OS packages..."
     apt_install postgresql
   fi
@@ -50,6 +61,7 @@ ensure_postgres() {
 ensure_rabbitmq() {
   if port_open "$AMQP_PORT"; then return 0; fi
   if ! have rabbitmq-server; then
+    if ! have apt-get && compose_up rabbitmq; then return 0; fi
     echo "installing RabbitMQ from the OS packages..."
     apt_install rabbitmq-server
   fi
@@ -60,7 +72,8 @@ ensure_rabbitmq() {
 
 ensure_postgres
 ensure_rabbitmq
-# The default database of `make run`; tests make their own.
-psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'cadenza'" | grep -q 1 \
-  || psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE cadenza' >/dev/null
+# The default database of `make run`; tests make their own. (With compose, the
+# container creates it, and psql may not be installed.)
+have psql && psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'cadenza'" | grep -q 1 \
+  || { have psql && psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE cadenza' >/dev/null; } || true
 echo "Postgres 127.0.0.1:$PG_PORT and RabbitMQ 127.0.0.1:$AMQP_PORT are up."
