@@ -23,13 +23,10 @@ async fn main() -> anyhow::Result<()> {
             "CADENZA_DATABASE_URL",
             cadenza_project::config::DEFAULT_DATABASE_URL,
         ),
-        amqp_url: env.string(
-            "CADENZA_AMQP_URL",
-            cadenza_project::config::DEFAULT_AMQP_URL,
-        ),
+        amqp_url: env.string("CADENZA_AMQP_URL", cadenza_queue::config::DEFAULT_AMQP_URL),
         queue_prefix: env.string(
             "CADENZA_QUEUE_PREFIX",
-            cadenza_project::config::DEFAULT_QUEUE_PREFIX,
+            cadenza_queue::config::DEFAULT_QUEUE_PREFIX,
         ),
         queue_expiry: None,
         data_dir: env

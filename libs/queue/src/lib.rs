@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 
+pub mod config;
 pub mod consume;
 pub mod envelope;
 pub mod publish;
 pub mod topology;
 
+pub use config::QueueConfig;
 pub use consume::{Handled, consume};
 pub use envelope::{EnvelopeError, decode, encode};
 pub use lapin;

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod listeners;
 pub mod status;
+
+pub use listeners::{Listeners, bind, spawn_admin};
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,15 +38,19 @@ const PROBE_INTERVAL: Duration = Duration::from_secs(2);
 
 impl Health {
     /// `services` are the fully qualified gRPC service names this process serves;
-    /// the overall status (`""`) is reported too.
-    pub fn new(
+    /// the overall status (`""`) is reported too. Everything starts NOT_SERVING,
+    /// registered before the server accepts a call, so no check ever sees an
+    /// unknown service.
+    pub async fn new(
         services: Vec<&'static str>,
     ) -> (
         Self,
         tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     ) {
         let (reporter, server) = tonic_health::server::health_reporter();
-        (Self { reporter, services }, server)
+        let health = Self { reporter, services };
+        health.set(ServingStatus::NotServing).await;
+        (health, server)
     }
 
     async fn set(&self, status: ServingStatus) {

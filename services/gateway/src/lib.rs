@@ -15,7 +15,6 @@ use cadenza_proto::v1::{
     track_service_server::TrackServiceServer,
 };
 use http::HeaderName;
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -24,25 +23,7 @@ pub use config::Config;
 /// Largest request message accepted from the public (prompts and lyrics are small).
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
-pub struct Listeners {
-    pub grpc: TcpListener,
-    pub admin: Option<TcpListener>,
-}
-
-impl Listeners {
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self {
-            grpc: TcpListener::bind(config.addr)
-                .await
-                .with_context(|| format!("binding {}", config.addr))?,
-            admin: Some(
-                TcpListener::bind(config.admin_addr)
-                    .await
-                    .with_context(|| format!("binding {}", config.admin_addr))?,
-            ),
-        })
-    }
-}
+pub use cadenza_runtime::Listeners;
 
 /// CORS for gRPC-web: the request headers it sends, and the response headers a
 /// browser must be allowed to read to see real status codes and details.
@@ -97,7 +78,8 @@ pub async fn run(
         "cadenza.v1.ProjectService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
-    ]);
+    ])
+    .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
     tokio::spawn(health.track(
         vec![(
@@ -120,13 +102,7 @@ pub async fn run(
         )],
         shutdown.clone(),
     ));
-    if let Some(admin) = listeners.admin {
-        tokio::spawn(cadenza_telemetry::admin::serve(
-            admin,
-            cadenza_telemetry::prometheus(),
-            shutdown.clone(),
-        ));
-    }
+    cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     let dev = config
         .dev_mode

@@ -7,6 +7,6 @@ async fn main() -> anyhow::Result<()> {
     cadenza_telemetry::init(format);
     let config = cadenza_gateway::Config::from_env(&mut env);
     env.finish()?;
-    let listeners = cadenza_gateway::Listeners::bind(&config).await?;
+    let listeners = cadenza_gateway::Listeners::bind(config.addr, config.admin_addr).await?;
     cadenza_gateway::run(config, listeners, cadenza_runtime::shutdown_signal()).await
 }

@@ -8,31 +8,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cadenza_proto::v1::storage_service_client::StorageServiceClient;
-use cadenza_queue::{Publisher, Topology};
-use tokio::net::TcpListener;
+use cadenza_queue::Publisher;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
-pub struct Listeners {
-    pub grpc: TcpListener,
-    pub admin: Option<TcpListener>,
-}
-
-impl Listeners {
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self {
-            grpc: TcpListener::bind(config.grpc_addr)
-                .await
-                .with_context(|| format!("binding {}", config.grpc_addr))?,
-            admin: Some(
-                TcpListener::bind(config.admin_addr)
-                    .await
-                    .with_context(|| format!("binding {}", config.admin_addr))?,
-            ),
-        })
-    }
-}
+pub use cadenza_runtime::Listeners;
 
 /// Runs the workers until `shutdown`; stages in flight finish first.
 pub async fn run(
@@ -40,10 +21,9 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut topology = Topology::new(&config.queue_prefix);
-    topology.expires = config.queue_expiry;
+    let topology = config.queue.topology();
     let publisher = Arc::new(Publisher::new(
-        &config.amqp_url,
+        &config.queue.url,
         "cadenza-generation",
         topology.clone(),
     ));
@@ -59,7 +39,7 @@ pub async fn run(
     let mut tasks = tokio::task::JoinSet::new();
     {
         let (url, queue, stop) = (
-            config.amqp_url.clone(),
+            config.queue.url.clone(),
             topology.work_queue(),
             shutdown.clone(),
         );
@@ -77,7 +57,7 @@ pub async fn run(
             .await;
         });
     }
-    let (health, health_service) = cadenza_runtime::Health::new(vec![]);
+    let (health, health_service) = cadenza_runtime::Health::new(vec![]).await;
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
         vec![(
@@ -89,16 +69,7 @@ pub async fn run(
         )],
         shutdown.clone(),
     ));
-    if let Some(admin) = listeners.admin {
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(err) =
-                cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await
-            {
-                tracing::warn!(error = %err, "admin endpoint stopped");
-            }
-        });
-    }
+    cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), concurrency = config.concurrency, "generation serving");
     tonic::transport::Server::builder()

@@ -7,8 +7,6 @@ use cadenza_config::Env;
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50061";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9091";
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/cadenza";
-pub const DEFAULT_AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-pub const DEFAULT_QUEUE_PREFIX: &str = "cadenza";
 pub const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:50063";
 pub const DEFAULT_MAX_DURATION_SECONDS: u32 = 600;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -20,10 +18,7 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     pub database_url: String,
     pub db_pool_size: usize,
-    pub amqp_url: String,
-    pub queue_prefix: String,
-    /// Unused queues expire after this long (tests); `None` in production.
-    pub queue_expiry: Option<std::time::Duration>,
+    pub queue: cadenza_queue::QueueConfig,
     pub storage_url: String,
     pub max_duration_seconds: u32,
     pub max_attempts: u32,
@@ -36,12 +31,7 @@ impl Config {
             admin_addr: env.addr("CADENZA_PROJECT_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),
             db_pool_size: env.bounded("CADENZA_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1..=512),
-            amqp_url: env.string("CADENZA_AMQP_URL", DEFAULT_AMQP_URL),
-            queue_prefix: env.string("CADENZA_QUEUE_PREFIX", DEFAULT_QUEUE_PREFIX),
-            queue_expiry: match env.parse::<u64>("CADENZA_QUEUE_EXPIRES_SECONDS", 0) {
-                0 => None,
-                secs => Some(std::time::Duration::from_secs(secs)),
-            },
+            queue: cadenza_queue::QueueConfig::from_env(env),
             storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
             max_duration_seconds: env.bounded(
                 "CADENZA_MAX_DURATION_SECONDS",

@@ -18,8 +18,7 @@ use cadenza_proto::v1::{
     asset_service_server::AssetServiceServer, project_service_server::ProjectServiceServer,
     storage_service_client::StorageServiceClient, track_service_server::TrackServiceServer,
 };
-use cadenza_queue::{Publisher, Topology};
-use tokio::net::TcpListener;
+use cadenza_queue::Publisher;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -28,25 +27,7 @@ pub use config::Config;
 /// Stage updates handled at once.
 const UPDATE_PREFETCH: u16 = 64;
 
-pub struct Listeners {
-    pub grpc: TcpListener,
-    pub admin: Option<TcpListener>,
-}
-
-impl Listeners {
-    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
-        Ok(Self {
-            grpc: TcpListener::bind(config.grpc_addr)
-                .await
-                .with_context(|| format!("binding {}", config.grpc_addr))?,
-            admin: Some(
-                TcpListener::bind(config.admin_addr)
-                    .await
-                    .with_context(|| format!("binding {}", config.admin_addr))?,
-            ),
-        })
-    }
-}
+pub use cadenza_runtime::Listeners;
 
 /// Runs the project service until `shutdown`. Migrations are not applied here:
 /// `migrate` (or the dev runner) does that first.
@@ -58,10 +39,9 @@ pub async fn run(
     let mut db_config = cadenza_db::DbConfig::new(&config.database_url, "cadenza-project");
     db_config.max_connections = config.db_pool_size;
     let pool = cadenza_db::build_pool(&db_config)?;
-    let mut topology = Topology::new(&config.queue_prefix);
-    topology.expires = config.queue_expiry;
+    let topology = config.queue.topology();
     let publisher = Arc::new(Publisher::new(
-        &config.amqp_url,
+        &config.queue.url,
         "cadenza-project",
         topology.clone(),
     ));
@@ -93,7 +73,7 @@ pub async fn run(
     {
         let (pool, orchestrator, wake) = (pool.clone(), orchestrator.clone(), relay_wake.clone());
         let (url, queue, topology, stop) = (
-            config.amqp_url.clone(),
+            config.queue.url.clone(),
             topology.update_queue(),
             topology.clone(),
             shutdown.clone(),
@@ -118,7 +98,8 @@ pub async fn run(
         "cadenza.v1.ProjectService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
-    ]);
+    ])
+    .await;
     let probe_pool = pool.clone();
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
@@ -140,16 +121,7 @@ pub async fn run(
         ],
         shutdown.clone(),
     ));
-    if let Some(admin) = listeners.admin {
-        let stop = shutdown.clone();
-        tasks.spawn(async move {
-            if let Err(err) =
-                cadenza_telemetry::admin::serve(admin, cadenza_telemetry::prometheus(), stop).await
-            {
-                tracing::warn!(error = %err, "admin endpoint stopped");
-            }
-        });
-    }
+    cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "project serving");
     tonic::transport::Server::builder()

@@ -18,7 +18,8 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         None | Some("serve") => {
-            let listeners = cadenza_project::Listeners::bind(&config).await?;
+            let listeners =
+                cadenza_project::Listeners::bind(config.grpc_addr, config.admin_addr).await?;
             cadenza_project::run(config, listeners, cadenza_runtime::shutdown_signal()).await
         }
         Some(other) => anyhow::bail!("unknown command `{other}`: use `serve` or `migrate`"),

@@ -27,17 +27,9 @@ pub struct Listeners {
 impl Listeners {
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         Ok(Self {
-            grpc: TcpListener::bind(config.grpc_addr)
-                .await
-                .with_context(|| format!("binding {}", config.grpc_addr))?,
-            http: TcpListener::bind(config.http_addr)
-                .await
-                .with_context(|| format!("binding {}", config.http_addr))?,
-            admin: Some(
-                TcpListener::bind(config.admin_addr)
-                    .await
-                    .with_context(|| format!("binding {}", config.admin_addr))?,
-            ),
+            grpc: cadenza_runtime::bind(config.grpc_addr).await?,
+            http: cadenza_runtime::bind(config.http_addr).await?,
+            admin: Some(cadenza_runtime::bind(config.admin_addr).await?),
         })
     }
 }
@@ -66,7 +58,8 @@ pub async fn run(
         max_object_bytes: config.max_object_bytes,
     };
 
-    let (health, health_service) = cadenza_runtime::Health::new(vec!["cadenza.v1.StorageService"]);
+    let (health, health_service) =
+        cadenza_runtime::Health::new(vec!["cadenza.v1.StorageService"]).await;
     let probe_dir = config.data_dir.clone();
     tokio::spawn(health.track(
         vec![(
@@ -80,13 +73,7 @@ pub async fn run(
     ));
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
 
-    if let Some(admin) = listeners.admin {
-        tokio::spawn(cadenza_telemetry::admin::serve(
-            admin,
-            cadenza_telemetry::prometheus(),
-            shutdown.clone(),
-        ));
-    }
+    cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     let http_app = http::router(http::FileServer { store, signer });
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
