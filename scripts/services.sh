@@ -70,8 +70,16 @@ ensure_rabbitmq() {
   wait_for RabbitMQ "$AMQP_PORT" 90
 }
 
+# The storage tests run an S3-compatible server from PyPI (moto's server mode).
+ensure_s3_server() {
+  if python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1; then return 0; fi
+  echo "installing moto (an S3-compatible test server) from PyPI..."
+  python3 -m pip install --quiet 'moto[server]==5.2.5'
+}
+
 ensure_postgres
 ensure_rabbitmq
+ensure_s3_server
 # The default database of `make run`; tests make their own. (With compose, the
 # container creates it, and psql may not be installed.)
 have psql && psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'cadenza'" | grep -q 1 \

@@ -41,15 +41,19 @@ pub fn from_proto(kind: v1::AssetKind) -> Option<ArtifactKind> {
     })
 }
 
-/// Downloads one stored artifact and checks it against its recorded checksum.
+/// Downloads one stored artifact of `owner` and checks it against its recorded checksum.
 pub async fn download(
     storage: &mut StorageServiceClient<TracedChannel>,
+    owner: &str,
     reference: &v1::ArtifactRef,
     kind: ArtifactKind,
 ) -> Result<Artifact, tonic::Status> {
     let mut stream = storage
         .get_object(v1::GetObjectRequest {
             key: reference.object_key.clone(),
+            owner: owner.to_owned(),
+            offset: 0,
+            length: 0,
         })
         .await?
         .into_inner();

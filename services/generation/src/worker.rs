@@ -149,7 +149,7 @@ impl Worker {
                 .find(|r| artifacts::from_proto(r.kind()) == Some(*needed))
                 .ok_or_else(|| invalid(format!("the {needed:?} input is missing")))?;
             inputs.push(
-                artifacts::download(&mut storage, reference, *needed)
+                artifacts::download(&mut storage, &work.owner, reference, *needed)
                     .await
                     .map_err(|s| Failure::storage(&s))?,
             );

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use cadenza_config::{Env, ExposeSecret, SecretString};
 
+use crate::backend::{BackendKind, S3Config};
+
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50063";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8090";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9093";
@@ -20,7 +22,11 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     /// Base of signed URLs, as a browser reaches `http_addr`.
     pub public_url: String,
+    pub backend: BackendKind,
+    /// Root of the local backend.
     pub data_dir: PathBuf,
+    /// Settings of the S3 backend, when chosen.
+    pub s3: Option<S3Config>,
     pub signing_key: SecretString,
     pub max_object_bytes: u64,
 }
@@ -28,6 +34,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &mut Env, dev_mode: bool) -> Self {
         let http_addr = env.addr("CADENZA_STORAGE_HTTP_ADDR", DEFAULT_HTTP_ADDR);
+        let backend = env.parse("CADENZA_STORAGE_BACKEND", BackendKind::Local);
         let signing_key = match env.secret("CADENZA_URL_SIGNING_KEY") {
             Some(key) if key.expose_secret().len() >= MIN_SIGNING_KEY_BYTES => key,
             Some(_) => {
@@ -52,6 +59,8 @@ impl Config {
                 .trim_end_matches('/')
                 .to_owned(),
             data_dir: PathBuf::from(env.string("CADENZA_DATA_DIR", DEFAULT_DATA_DIR)),
+            s3: (backend == BackendKind::S3).then(|| S3Config::from_env(env)),
+            backend,
             signing_key,
             max_object_bytes: env.bounded(
                 "CADENZA_MAX_OBJECT_BYTES",

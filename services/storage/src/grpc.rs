@@ -1,7 +1,7 @@
 //! `cadenza.v1.StorageService`.
 
 use std::pin::Pin;
-use std::sync::Arc;
+use std::time::Duration;
 
 use cadenza_proto::v1::storage_service_server::StorageService;
 use cadenza_proto::v1::{
@@ -12,10 +12,11 @@ use cadenza_proto::v1::{
 use cadenza_runtime::status::{self, Violation};
 use futures::{Stream, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
 use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::backend::Backend;
 use crate::keys::{self, KeyError};
 use crate::signing::{UrlSigner, safe_download_name};
 
@@ -26,7 +27,7 @@ const READ_CHUNK: usize = 256 << 10;
 const MAX_URL_SECONDS: u32 = 7 * 24 * 3600;
 
 pub struct StorageApi {
-    pub store: Arc<dyn ObjectStore>,
+    pub backend: Backend,
     pub signer: UrlSigner,
     pub public_url: String,
     pub max_object_bytes: u64,
@@ -58,6 +59,17 @@ fn info(
         content_type: keys::content_type_for(key).to_owned(),
         create_time: Some(cadenza_proto::timestamp(created)),
     }
+}
+
+/// A key handed back by a caller, checked to be well-formed and `owner`'s. Another
+/// owner's key gets the same NOT_FOUND as a missing object: it reveals nothing.
+fn owned_key(key: &str, owner: &str) -> Result<Path, Status> {
+    keys::parse_key(key).map_err(key_status)?;
+    keys::owner(owner).map_err(key_status)?;
+    if keys::owner_of(key) != owner {
+        return Err(status::not_found("OBJECT_NOT_FOUND", "no such object"));
+    }
+    Ok(Path::from(key))
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -100,6 +112,7 @@ impl StorageService for StorageApi {
 
         let path = Path::from(key.as_str());
         let mut upload = self
+            .backend
             .store
             .put_multipart(&path)
             .await
@@ -180,13 +193,34 @@ impl StorageService for StorageApi {
         &self,
         request: Request<GetObjectRequest>,
     ) -> Result<Response<Self::GetObjectStream>, Status> {
-        let key = request.into_inner().key;
-        keys::parse_key(&key).map_err(key_status)?;
-        let result = self
-            .store
-            .get(&Path::from(key.as_str()))
-            .await
-            .map_err(store_status)?;
+        let request = request.into_inner();
+        let path = owned_key(&request.key, &request.owner)?;
+        let key = request.key;
+        let range = match (request.offset, request.length) {
+            (0, 0) => None,
+            (offset, 0) => Some(GetRange::Offset(offset)),
+            (offset, length) => Some(GetRange::Bounded(offset..offset.saturating_add(length))),
+        };
+        let options = GetOptions {
+            range,
+            ..GetOptions::default()
+        };
+        let result = match self.backend.store.get_opts(&path, options).await {
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(status::not_found("OBJECT_NOT_FOUND", "no such object"));
+            }
+            // A range starting past the end of the object.
+            Err(err)
+                if request.offset > 0 && matches!(err, object_store::Error::Generic { .. }) =>
+            {
+                return Err(status::with_reason(
+                    tonic::Code::OutOfRange,
+                    "RANGE_NOT_SATISFIABLE",
+                    format!("offset {} is past the end of the object", request.offset),
+                ));
+            }
+            other => other.map_err(store_status)?,
+        };
         let first = GetObjectResponse {
             info: Some(info(
                 &key,
@@ -222,13 +256,10 @@ impl StorageService for StorageApi {
         &self,
         request: Request<StatObjectRequest>,
     ) -> Result<Response<ObjectInfo>, Status> {
-        let key = request.into_inner().key;
-        keys::parse_key(&key).map_err(key_status)?;
-        let meta = self
-            .store
-            .head(&Path::from(key.as_str()))
-            .await
-            .map_err(store_status)?;
+        let request = request.into_inner();
+        let path = owned_key(&request.key, &request.owner)?;
+        let key = request.key;
+        let meta = self.backend.store.head(&path).await.map_err(store_status)?;
         Ok(Response::new(info(
             &key,
             meta.size,
@@ -246,6 +277,7 @@ impl StorageService for StorageApi {
         let project = keys::uuid(&request.project_id, "project_id").map_err(key_status)?;
         let prefix = Path::from(keys::project_prefix(owner, project));
         let objects: Vec<_> = self
+            .backend
             .store
             .list(Some(&prefix))
             .map_ok(|meta| meta.location)
@@ -254,7 +286,7 @@ impl StorageService for StorageApi {
             .map_err(store_status)?;
         let mut deleted = 0u64;
         for location in objects {
-            match self.store.delete(&location).await {
+            match self.backend.store.delete(&location).await {
                 Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
                 Err(err) => return Err(store_status(err)),
             }
@@ -269,7 +301,7 @@ impl StorageService for StorageApi {
         request: Request<SignDownloadUrlRequest>,
     ) -> Result<Response<SignDownloadUrlResponse>, Status> {
         let request = request.into_inner();
-        keys::parse_key(&request.key).map_err(key_status)?;
+        let path = owned_key(&request.key, &request.owner)?;
         if !(1..=MAX_URL_SECONDS).contains(&request.expire_seconds) {
             return Err(status::invalid_argument(vec![Violation::new(
                 "expire_seconds",
@@ -277,10 +309,7 @@ impl StorageService for StorageApi {
             )]));
         }
         // Signing a missing object would hand out a URL that can only 404.
-        self.store
-            .head(&Path::from(request.key.as_str()))
-            .await
-            .map_err(store_status)?;
+        self.backend.store.head(&path).await.map_err(store_status)?;
         let expires =
             chrono::Utc::now() + chrono::Duration::seconds(i64::from(request.expire_seconds));
         let name = safe_download_name(if request.download_name.is_empty() {
@@ -288,6 +317,17 @@ impl StorageService for StorageApi {
         } else {
             &request.download_name
         });
+        let lifetime = Duration::from_secs(u64::from(request.expire_seconds));
+        if let Some(presigned) = self
+            .backend
+            .presigned_url(&request.key, lifetime, &name)
+            .await
+        {
+            return Ok(Response::new(SignDownloadUrlResponse {
+                url: presigned.map_err(store_status)?,
+                expire_time: Some(cadenza_proto::timestamp(expires)),
+            }));
+        }
         let exp = expires.timestamp();
         let sig = self.signer.sign(&request.key, exp, &name);
         let url = format!(

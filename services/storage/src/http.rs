@@ -12,6 +12,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::path::Path;
 use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
 
+/// Serves the URLs this service signs itself (local and memory backends).
 use crate::keys;
 use crate::signing::UrlSigner;
 

@@ -92,6 +92,11 @@ pub fn parse_key(key: &str) -> Result<&str, KeyError> {
     }
 }
 
+/// The owner segment of a key that [`parse_key`] accepted.
+pub fn owner_of(key: &str) -> &str {
+    key.split('/').nth(1).unwrap_or("")
+}
+
 /// Content type from the file extension, for objects whose type was not stored.
 pub fn content_type_for(name: &str) -> &'static str {
     match name.rsplit('.').next().unwrap_or("") {

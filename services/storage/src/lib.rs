@@ -1,17 +1,14 @@
 #![doc = include_str!("../README.md")]
 
+pub mod backend;
 pub mod config;
 pub mod grpc;
 pub mod http;
 pub mod keys;
 pub mod signing;
 
-use std::sync::Arc;
-
 use anyhow::Context;
 use cadenza_proto::v1::storage_service_server::StorageServiceServer;
-use object_store::ObjectStore;
-use object_store::local::LocalFileSystem;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -43,16 +40,21 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
-    let store: Arc<dyn ObjectStore> = Arc::new(
-        LocalFileSystem::new_with_prefix(&config.data_dir)
-            .context("opening the local object store")?
-            .with_automatic_cleanup(true),
-    );
+    let backend = match config.backend {
+        backend::BackendKind::Local => backend::Backend::local(&config.data_dir)?,
+        backend::BackendKind::Memory => backend::Backend::memory(),
+        backend::BackendKind::S3 => backend::Backend::s3(
+            config
+                .s3
+                .as_ref()
+                .context("the S3 backend needs CADENZA_S3_* settings")?,
+        )?,
+    };
+    tracing::info!(backend = ?backend.kind, "object store ready");
+    let store = backend.store.clone();
     let signer = signing::UrlSigner::new(config.signing_key.clone());
     let api = grpc::StorageApi {
-        store: store.clone(),
+        backend: backend.clone(),
         signer: signer.clone(),
         public_url: config.public_url.clone(),
         max_object_bytes: config.max_object_bytes,
@@ -60,13 +62,13 @@ pub async fn run(
 
     let (health, health_service) =
         cadenza_runtime::Health::new(vec!["cadenza.v1.StorageService"]).await;
-    let probe_dir = config.data_dir.clone();
+    let probe_backend = backend.clone();
     tokio::spawn(health.track(
         vec![(
             "object store",
             cadenza_runtime::probe(move || {
-                let dir = probe_dir.clone();
-                async move { tokio::fs::metadata(&dir).await.is_ok_and(|m| m.is_dir()) }
+                let backend = probe_backend.clone();
+                async move { backend.reachable().await }
             }),
         )],
         shutdown.clone(),

@@ -1,109 +1,19 @@
 //! The storage service over real gRPC and real HTTP: verified uploads that leave
 //! nothing behind, keys that cannot escape their prefix, signed URLs with Range.
 
+mod common;
+
 use cadenza_config::SecretString;
-use cadenza_proto::v1::{
-    self, put_object_request::Part, storage_service_client::StorageServiceClient,
-};
+use cadenza_proto::v1;
+use cadenza_storage::backend::BackendKind;
 use cadenza_storage::signing::UrlSigner;
+use common::*;
 use sha2::{Digest, Sha256};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-const KEY: &str = "0123456789abcdef0123456789abcdef-test-signing-key";
-const PROJECT: &str = "0190b8d2-7c1e-7cc0-a1b2-0123456789ab";
-const RUN: &str = "0190b8d2-7c1e-7cc0-a1b2-0123456789ac";
-
-struct Storage {
-    client: StorageServiceClient<Channel>,
-    data: tempfile::TempDir,
-    shutdown: CancellationToken,
-}
-
-async fn start() -> Storage {
-    let data = tempfile::tempdir().expect("tempdir");
-    let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let (grpc_addr, http_addr) = (
-        grpc.local_addr().expect("addr"),
-        http.local_addr().expect("addr"),
-    );
-    let config = cadenza_storage::Config {
-        grpc_addr,
-        http_addr,
-        admin_addr: "127.0.0.1:0".parse().expect("addr"),
-        public_url: format!("http://{http_addr}"),
-        data_dir: data.path().to_path_buf(),
-        signing_key: SecretString::from(KEY),
-        max_object_bytes: 1 << 20,
-    };
-    let shutdown = CancellationToken::new();
-    let listeners = cadenza_storage::Listeners {
-        grpc,
-        http,
-        admin: None,
-    };
-    tokio::spawn(cadenza_storage::run(config, listeners, shutdown.clone()));
-    let client = StorageServiceClient::connect(format!("http://{grpc_addr}"))
-        .await
-        .expect("connect");
-    Storage {
-        client,
-        data,
-        shutdown,
-    }
-}
-
-fn locator(owner: &str, file: &str) -> v1::ObjectLocator {
-    v1::ObjectLocator {
-        owner: owner.into(),
-        project_id: PROJECT.into(),
-        run_id: RUN.into(),
-        file_name: file.into(),
-    }
-}
-
-fn upload_messages(
-    locator: v1::ObjectLocator,
-    declared_size: i64,
-    sha256: String,
-    chunks: Vec<Vec<u8>>,
-) -> Vec<v1::PutObjectRequest> {
-    let header = v1::PutObjectRequest {
-        part: Some(Part::Header(v1::PutObjectHeader {
-            locator: Some(locator),
-            content_type: "audio/wav".into(),
-            size_bytes: declared_size,
-            sha256,
-        })),
-    };
-    std::iter::once(header)
-        .chain(chunks.into_iter().map(|c| v1::PutObjectRequest {
-            part: Some(Part::Chunk(c)),
-        }))
-        .collect()
-}
-
-async fn put(
-    storage: &mut Storage,
-    file: &str,
-    bytes: &[u8],
-) -> Result<v1::ObjectInfo, tonic::Status> {
-    let sha = hex::encode(Sha256::digest(bytes));
-    let messages = upload_messages(
-        locator("alice", file),
-        bytes.len() as i64,
-        sha,
-        bytes.chunks(1000).map(<[u8]>::to_vec).collect(),
-    );
-    storage
-        .client
-        .put_object(futures::stream::iter(messages))
-        .await
-        .map(|r| r.into_inner())
+async fn start_local() -> Storage {
+    start(BackendKind::Local).await
 }
 
 /// Every regular file under the data directory, staging files included.
@@ -132,7 +42,7 @@ fn bad_fields(status: &tonic::Status) -> Vec<String> {
 
 #[tokio::test]
 async fn a_verified_upload_reads_back_byte_for_byte() {
-    let mut storage = start().await;
+    let mut storage = start_local().await;
     let bytes: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
     let info = put(&mut storage, "stems/drums.wav", &bytes)
         .await
@@ -146,6 +56,7 @@ async fn a_verified_upload_reads_back_byte_for_byte() {
         .client
         .stat_object(v1::StatObjectRequest {
             key: info.key.clone(),
+            owner: "alice".into(),
         })
         .await
         .expect("stat")
@@ -154,23 +65,15 @@ async fn a_verified_upload_reads_back_byte_for_byte() {
         (stat.size_bytes, stat.content_type.as_str()),
         (5000, "audio/wav")
     );
-    let mut stream = storage
-        .client
-        .get_object(v1::GetObjectRequest { key: info.key })
+    let read = get(&mut storage, &info.key, "alice", 0, 0)
         .await
-        .expect("get")
-        .into_inner();
-    let mut read = Vec::new();
-    while let Some(part) = stream.message().await.expect("part") {
-        read.extend_from_slice(&part.chunk);
-    }
+        .expect("get");
     assert_eq!(read, bytes);
-    storage.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn broken_uploads_are_refused_and_leave_nothing_behind() {
-    let mut storage = start().await;
+    let mut storage = start_local().await;
     let bytes = vec![7u8; 3000];
     let sha = hex::encode(Sha256::digest(&bytes));
     let cases = [
@@ -210,7 +113,7 @@ async fn broken_uploads_are_refused_and_leave_nothing_behind() {
             "size_bytes",
         ),
         (
-            upload_messages(locator("alice", "e.wav"), 2 << 20, sha.clone(), vec![]),
+            upload_messages(locator("alice", "e.wav"), 128 << 20, sha.clone(), vec![]),
             "size_bytes",
         ),
     ];
@@ -228,12 +131,11 @@ async fn broken_uploads_are_refused_and_leave_nothing_behind() {
         "left behind: {:?}",
         files(storage.data.path())
     );
-    storage.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn no_name_reaches_outside_its_prefix() {
-    let mut storage = start().await;
+    let mut storage = start_local().await;
     for file in [
         "../escape.wav",
         "a/../../b.wav",
@@ -268,18 +170,20 @@ async fn no_name_reaches_outside_its_prefix() {
     ] {
         let err = storage
             .client
-            .stat_object(v1::StatObjectRequest { key: key.into() })
+            .stat_object(v1::StatObjectRequest {
+                key: key.into(),
+                owner: "alice".into(),
+            })
             .await
             .expect_err(key);
         assert_eq!(err.code(), Code::InvalidArgument, "{key}");
     }
     assert!(files(storage.data.path()).is_empty());
-    storage.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn signed_urls_serve_ranges_and_refuse_anything_altered_or_expired() {
-    let mut storage = start().await;
+    let mut storage = start_local().await;
     let bytes: Vec<u8> = (0..4096u32).map(|i| (i * 7 % 256) as u8).collect();
     let info = put(&mut storage, "master.wav", &bytes)
         .await
@@ -288,6 +192,7 @@ async fn signed_urls_serve_ranges_and_refuse_anything_altered_or_expired() {
         .client
         .sign_download_url(v1::SignDownloadUrlRequest {
             key: info.key.clone(),
+            owner: "alice".into(),
             expire_seconds: 300,
             download_name: "my song.wav".into(),
         })
@@ -356,12 +261,11 @@ async fn signed_urls_serve_ranges_and_refuse_anything_altered_or_expired() {
             "a refusal reveals nothing"
         );
     }
-    storage.shutdown.cancel();
 }
 
 #[tokio::test]
 async fn deleting_a_project_removes_its_objects_only() {
-    let mut storage = start().await;
+    let mut storage = start_local().await;
     put(&mut storage, "a.wav", b"aaaa").await.expect("upload");
     put(&mut storage, "stems/b.wav", b"bbbb")
         .await
@@ -377,5 +281,4 @@ async fn deleting_a_project_removes_its_objects_only() {
         .into_inner();
     assert_eq!(deleted.deleted_count, 2);
     assert!(files(storage.data.path()).is_empty());
-    storage.shutdown.cancel();
 }

@@ -121,6 +121,7 @@ impl AssetService for AssetApi {
             .clone()
             .sign_download_url(v1::SignDownloadUrlRequest {
                 key: asset.object_key,
+                owner: owner.clone(),
                 expire_seconds: seconds,
                 download_name: asset.file_name.replace('/', "-"),
             })
@@ -148,6 +149,9 @@ impl AssetService for AssetApi {
             .clone()
             .get_object(v1::GetObjectRequest {
                 key: asset.object_key,
+                owner: owner.clone(),
+                offset: 0,
+                length: 0,
             })
             .await
             .map_err(ApiError::Storage)?

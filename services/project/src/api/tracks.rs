@@ -155,6 +155,7 @@ impl TrackService for TrackApi {
                 .clone()
                 .sign_download_url(v1::SignDownloadUrlRequest {
                     key: master.object_key,
+                    owner: owner.clone(),
                     expire_seconds: FILE_URL_SECONDS,
                     download_name: master.file_name,
                 })
