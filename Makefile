@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= always
 # Where cargo puts binaries (CI keeps its target directory outside the clone).
 TARGET := $(or $(CARGO_TARGET_DIR),target)/debug
 
-.PHONY: help services build test lint fmt run demo migrate clean
+.PHONY: help services build test lint fmt run demo migrate gallery clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -39,6 +39,9 @@ migrate: services build ## apply database migrations to CADENZA_DATABASE_URL
 
 demo: services build ## start the mesh, make a song with the CLI, print where it is
 	@scripts/demo.sh $(TARGET)
+
+gallery: ## render example songs across genres into ./gallery/ (WAV, FLAC, MP3 preview)
+	$(CARGO) run --release -p cadenza-synth --example gallery -- gallery
 
 fmt: ## format the code
 	$(CARGO) fmt --all

@@ -102,8 +102,12 @@ pub fn compose(request: &SongRequest) -> Result<Composition, SynthError> {
     let last = plan.form.len().saturating_sub(1);
     for (i, sp) in plan.form.iter().enumerate() {
         let start = sp.start_bar as f32 * bpb;
-        let prog = progs.for_kind(sp.kind);
-        let mut chords = section_chords(&plan, sp, start, prog);
+        let mut prog = progs.for_kind(sp.kind).to_vec();
+        if i == 0 {
+            // A song opens at home, whichever section comes first.
+            rotate_home(&mut prog);
+        }
+        let mut chords = section_chords(&plan, sp, start, &prog);
         if i == last {
             end_on_tonic(&plan, &mut chords);
         }
@@ -139,7 +143,7 @@ struct Progressions {
 impl Progressions {
     fn for_kind(&self, kind: SectionKind) -> &[(u8, Quality)] {
         match kind {
-            SectionKind::Verse | SectionKind::Break => &self.verse,
+            SectionKind::Intro | SectionKind::Verse | SectionKind::Break => &self.verse,
             SectionKind::Bridge => &self.bridge,
             _ => &self.chorus,
         }
@@ -181,15 +185,26 @@ fn choose_progressions(plan: &Plan, seed: u64) -> Progressions {
     let verse = draw(&[]);
     let chorus = draw(&[verse]);
     let bridge = draw(&[verse, chorus]);
+    // Verses (and the intro, which borrows their chords) start at home, so the key is
+    // heard from the first bar; choruses may open elsewhere for lift.
+    let mut verse = parse_prog(verse);
+    rotate_home(&mut verse);
     let mut bridge = parse_prog(bridge);
     // Bridges start away from home: rotate so they do not open on the tonic.
     if bridge.first().is_some_and(|c| c.0 == 0) && bridge.len() > 1 {
         bridge.rotate_left(1);
     }
     Progressions {
-        verse: parse_prog(verse),
+        verse,
         chorus: parse_prog(chorus),
         bridge,
+    }
+}
+
+/// Rotates a progression to start on the tonic, when it has one.
+fn rotate_home(prog: &mut [(u8, Quality)]) {
+    if let Some(home) = prog.iter().position(|c| c.0 == 0) {
+        prog.rotate_left(home);
     }
 }
 

@@ -89,26 +89,36 @@ fn gated(out: &mut [f32], hold: usize, mut env: Adsr, mut sample: impl FnMut(usi
 }
 
 /// Piano: a few slightly stretched partials, higher ones dying sooner; the damper
-/// cuts the note at release.
+/// cuts the note at release. Each partial is a damped rotation (two multiply-adds per
+/// sample, decay included) rather than a sine evaluation: chords of piano notes are the
+/// densest thing most songs play.
 fn piano(out: &mut [f32], n: &NoteSpec, amp: f32) {
     let base_decay = (2.5 * (261.0 / n.freq).sqrt()).clamp(0.5, 4.0);
     let partials: [(f32, f32); 4] = [(1.0, 1.0), (2.0, 0.45), (3.0, 0.22), (4.0, 0.12)];
-    let mut state = [(0.0f32, 0.0f32, 0.0f32); 4];
+    // Per partial: rotation (cos, sin) scaled by the decay, and the state (x = sine).
+    let mut rot = [(0.0f32, 0.0f32); 4];
+    let mut state = [(0.0f32, 0.0f32); 4];
     for (k, &(h, a)) in partials.iter().enumerate() {
         let f = n.freq * h * (1.0 + 0.0004 * h * h).sqrt();
-        let bright = if k == 0 { 1.0 } else { 0.5 + n.brightness };
-        state[k] = (f / SR, a * bright, decay_coef(base_decay / h.powf(0.7)));
-    }
-    let mut amps: [f32; 4] = [state[0].1, state[1].1, state[2].1, state[3].1];
-    let env = Adsr::new(0.003, 10.0, 1.0, 0.18);
-    gated(out, n.hold, env, |i| {
-        let t = i as f32;
-        let mut y = 0.0;
-        for k in 0..4 {
-            y += amps[k] * sin_cycles(state[k].0 * t);
-            amps[k] *= state[k].2;
+        if f >= 0.45 * SR {
+            continue;
         }
-        y * amp * 0.6
+        let bright = if k == 0 { 1.0 } else { 0.5 + n.brightness };
+        let d = decay_coef(base_decay / h.powf(0.7));
+        let w = std::f32::consts::TAU * f / SR;
+        rot[k] = (w.cos() * d, w.sin() * d);
+        state[k] = (0.0, a * bright * amp * 0.6);
+    }
+    let env = Adsr::new(0.003, 10.0, 1.0, 0.18);
+    gated(out, n.hold, env, |_| {
+        let mut y = 0.0;
+        for ((x, c), &(rc, rs)) in state.iter_mut().zip(&rot) {
+            let nx = *x * rc + *c * rs;
+            *c = *c * rc - *x * rs;
+            *x = nx;
+            y += nx;
+        }
+        y
     });
 }
 

@@ -4,8 +4,10 @@ mod api;
 mod arrange;
 mod compose;
 mod dsp;
+mod flac;
 mod form;
 mod instruments;
+mod limiter;
 mod loudness;
 mod lyrics;
 mod master;
@@ -14,11 +16,14 @@ mod midi;
 mod mix;
 mod parts;
 mod patterns;
+mod peaks;
 mod phonetics;
 mod plan;
+mod preview;
 mod prompt;
 mod theory;
 mod util;
+mod validate;
 mod vocals;
 mod wav;
 mod words;
@@ -48,7 +53,7 @@ pub fn render_stage(
     inputs: &[Artifact],
     progress: Progress<'_>,
 ) -> Result<Vec<Artifact>, SynthError> {
-    plan::validate(request)?;
+    validate::validate(request)?;
     let mut tick = Ticker::new(progress);
     tick.at(0.0)?;
     // Look every input up before any work, so a missing one fails fast.
@@ -121,14 +126,16 @@ pub fn render_stage(
         Stage::Mix => {
             let arr = Arrangement::from_json(&found[0].bytes)?;
             let voice = match found.get(1) {
-                Some(v) => {
-                    let chans = wav::decode(&v.bytes, ArtifactKind::Vocals)?;
-                    let [l, r] = wav::to_stereo(chans, frames);
-                    Some(l.iter().zip(&r).map(|(a, b)| 0.5 * (a + b)).collect())
-                }
+                Some(v) => Some(wav::Pcm::parse(&v.bytes, ArtifactKind::Vocals)?),
                 None => None,
             };
-            let mixed = mix::mix(&arr, voice, frames, request.seed, &mut tick.sub(0.0, 0.98))?;
+            let mixed = mix::mix(
+                &arr,
+                voice.as_ref(),
+                frames,
+                request.seed,
+                &mut tick.sub(0.0, 0.98),
+            )?;
             let mut out: Vec<Artifact> = mixed
                 .stems
                 .into_iter()
@@ -150,16 +157,25 @@ pub fn render_stage(
             out
         }
         Stage::Master => {
-            let chans = wav::decode(&found[0].bytes, ArtifactKind::Mix)?;
-            let mut st = wav::to_stereo(chans, frames);
-            master::master(&mut st, request.seed, &mut tick.sub(0.05, 0.95))?;
-            let bytes = wav::encode(&[&st[0], &st[1]], wav::Depth::Int16);
-            vec![artifact(
-                ArtifactKind::Master,
-                "master.wav",
-                "audio/wav",
-                bytes,
-            )]
+            let pcm = wav::Pcm::parse(&found[0].bytes, ArtifactKind::Mix)?;
+            let wav16 = master::master(&pcm, frames, request.seed, &mut tick.sub(0.0, 0.8))?;
+            let internal = |reason: String| SynthError::InvalidInput {
+                kind: ArtifactKind::Mix,
+                reason,
+            };
+            let flac = flac::encode(&wav16[wav::HEADER_LEN..]);
+            tick.at(0.9)?;
+            let plan = plan::plan(request)?;
+            let (start, len) = preview::window(&plan, frames);
+            let mp3 = preview::encode_mp3(&wav16, start, len, frames).map_err(internal)?;
+            tick.at(0.97)?;
+            let peaks = peaks::peaks_json(wav::i16_samples(&wav16), 2, frames);
+            vec![
+                artifact(ArtifactKind::Master, "master.wav", "audio/wav", wav16),
+                artifact(ArtifactKind::MasterFlac, "master.flac", "audio/flac", flac),
+                artifact(ArtifactKind::Preview, "preview.mp3", "audio/mpeg", mp3),
+                artifact(ArtifactKind::Peaks, "peaks.json", "application/json", peaks),
+            ]
         }
     };
     tick.at(1.0)?;

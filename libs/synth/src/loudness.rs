@@ -7,32 +7,17 @@ use std::f64::consts::PI;
 
 use crate::util::SAMPLE_RATE;
 
-/// A biquad in direct form I, in f64: K-weighting at 38 Hz needs the precision.
+/// Biquad coefficients (normalised, a0 = 1), in f64: K-weighting at 38 Hz needs the
+/// precision.
 #[derive(Clone, Copy)]
 struct Biquad {
     b: [f64; 3],
     a: [f64; 2],
-    x: [f64; 2],
-    y: [f64; 2],
 }
 
 impl Biquad {
     fn new(b: [f64; 3], a: [f64; 2]) -> Self {
-        Biquad {
-            b,
-            a,
-            x: [0.0; 2],
-            y: [0.0; 2],
-        }
-    }
-    #[inline]
-    fn process(&mut self, x: f64) -> f64 {
-        let y = self.b[0] * x + self.b[1] * self.x[0] + self.b[2] * self.x[1]
-            - self.a[0] * self.y[0]
-            - self.a[1] * self.y[1];
-        self.x = [x, self.x[0]];
-        self.y = [y, self.y[0]];
-        y
+        Biquad { b, a }
     }
 }
 
@@ -68,30 +53,86 @@ fn k_weighting(fs: f64) -> [Biquad; 2] {
     [shelf, hp]
 }
 
-/// Mean square of each 100 ms step of the K-weighted channel.
-fn step_powers(x: &[f32], step: usize) -> Vec<f64> {
-    let [mut s1, mut s2] = k_weighting(f64::from(SAMPLE_RATE));
-    let mut out = Vec::with_capacity(x.len() / step + 1);
-    for chunk in x.chunks_exact(step) {
-        let mut acc = 0.0;
-        for &v in chunk {
-            let y = s2.process(s1.process(f64::from(v)));
-            acc += y * y;
-        }
-        out.push(acc / step as f64);
-    }
-    out
+/// Streaming BS.1770 meter: feed frames in any chunking, read the integrated loudness.
+pub struct KMeter {
+    filters: [Biquad2; 2],
+    acc: f64,
+    count: usize,
+    step: usize,
+    /// Mean square (summed over both channels) of each complete 100 ms step.
+    steps: Vec<f64>,
 }
 
-/// Integrated loudness in LUFS of a stereo signal; `-inf` when everything is gated away.
-pub fn integrated_lufs(left: &[f32], right: &[f32]) -> f64 {
-    let step = (SAMPLE_RATE / 10) as usize;
-    let pl = step_powers(left, step);
-    let pr = step_powers(right, step);
-    let steps = pl.len().min(pr.len());
-    // 400 ms blocks = four consecutive 100 ms steps (75% overlap).
-    let blocks: Vec<f64> = (0..steps.saturating_sub(3))
-        .map(|i| (pl[i..i + 4].iter().sum::<f64>() + pr[i..i + 4].iter().sum::<f64>()) / 4.0)
+/// One biquad run on both channels in lock-step (transposed direct form II): the
+/// element-wise arithmetic on pairs lets the compiler use packed f64 instructions.
+#[derive(Clone, Copy)]
+struct Biquad2 {
+    b: [f64; 3],
+    a: [f64; 2],
+    s1: [f64; 2],
+    s2: [f64; 2],
+}
+
+impl Biquad2 {
+    fn new(q: Biquad) -> Self {
+        Biquad2 {
+            b: q.b,
+            a: q.a,
+            s1: [0.0; 2],
+            s2: [0.0; 2],
+        }
+    }
+    #[inline]
+    fn process(&mut self, x: [f64; 2]) -> [f64; 2] {
+        let mut y = [0.0; 2];
+        for c in 0..2 {
+            y[c] = self.b[0] * x[c] + self.s1[c];
+            self.s1[c] = self.b[1] * x[c] - self.a[0] * y[c] + self.s2[c];
+            self.s2[c] = self.b[2] * x[c] - self.a[1] * y[c];
+        }
+        y
+    }
+}
+
+impl Default for KMeter {
+    fn default() -> Self {
+        let [shelf, hp] = k_weighting(f64::from(SAMPLE_RATE));
+        KMeter {
+            filters: [Biquad2::new(shelf), Biquad2::new(hp)],
+            acc: 0.0,
+            count: 0,
+            step: (SAMPLE_RATE / 10) as usize,
+            steps: Vec::new(),
+        }
+    }
+}
+
+impl KMeter {
+    pub fn push(&mut self, frames: &[[f32; 2]]) {
+        let [s1, s2] = &mut self.filters;
+        for f in frames {
+            let y = s2.process(s1.process([f64::from(f[0]), f64::from(f[1])]));
+            self.acc += y[0] * y[0] + y[1] * y[1];
+            self.count += 1;
+            if self.count == self.step {
+                self.steps.push(self.acc / self.step as f64);
+                self.acc = 0.0;
+                self.count = 0;
+            }
+        }
+    }
+
+    /// Integrated loudness in LUFS; `-inf` when everything is gated away.
+    pub fn integrated(&self) -> f64 {
+        gated_loudness(&self.steps)
+    }
+}
+
+/// The two-stage gate over 400 ms blocks (four consecutive 100 ms steps, 75% overlap).
+fn gated_loudness(steps: &[f64]) -> f64 {
+    let blocks: Vec<f64> = steps
+        .windows(4)
+        .map(|w| w.iter().sum::<f64>() / 4.0)
         .collect();
     let lufs = |p: f64| -0.691 + 10.0 * p.log10();
     let gated_mean = |threshold: f64| {
@@ -109,8 +150,17 @@ pub fn integrated_lufs(left: &[f32], right: &[f32]) -> f64 {
     gated_mean(relative.max(-70.0)).map_or(f64::NEG_INFINITY, lufs)
 }
 
+/// Integrated loudness in LUFS of a stereo signal given as two channels.
+#[cfg(test)]
+pub fn integrated_lufs(left: &[f32], right: &[f32]) -> f64 {
+    let mut m = KMeter::default();
+    let frames: Vec<[f32; 2]> = left.iter().zip(right).map(|(&l, &r)| [l, r]).collect();
+    m.push(&frames);
+    m.integrated()
+}
+
 /// Windowed-sinc interpolation filter for 4x oversampling: phase `p` of 4, 12 taps each.
-fn interpolation_taps() -> [[f32; 12]; 4] {
+pub fn interpolation_taps() -> [[f32; 12]; 4] {
     let mut taps = [[0.0f32; 12]; 4];
     for (p, phase) in taps.iter_mut().enumerate() {
         for (k, t) in phase.iter_mut().enumerate() {
@@ -128,30 +178,119 @@ fn interpolation_taps() -> [[f32; 12]; 4] {
     taps
 }
 
-/// True peak (dBTP) of the channels. Only samples within 3 dB of the sample peak are
-/// oversampled: in music an inter-sample peak rises at most a few dB above its
-/// neighbours, so quieter stretches cannot set the maximum.
-pub fn true_peak_db(channels: &[&[f32]]) -> f32 {
-    let taps = interpolation_taps();
-    let mut peak = 0.0f32;
-    for ch in channels {
-        let sample_peak = ch.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-        peak = peak.max(sample_peak);
-        let near = sample_peak * 0.7;
-        for i in 5..ch.len().saturating_sub(7) {
-            if ch[i].abs() < near && ch[i + 1].abs() < near {
-                continue;
-            }
-            for phase in &taps[1..] {
-                let mut y = 0.0;
-                for (k, t) in phase.iter().enumerate() {
-                    y += t * ch[i + k - 5];
+/// Frames scanned together: long enough to vectorise, short enough to skip quiet spans.
+pub const BLOCK: usize = 16;
+/// Samples of history the interpolator needs before the first point it computes.
+pub const HISTORY: usize = 11;
+
+/// 4x oversampling of a channel, skipping work wherever it cannot matter: an
+/// interpolated value is at most `bound` times the largest sample under the filter.
+pub struct Oversampler {
+    taps: [[f32; 12]; 4],
+    bound: f32,
+}
+
+impl Default for Oversampler {
+    fn default() -> Self {
+        let taps = interpolation_taps();
+        let bound = taps
+            .iter()
+            .map(|p| p.iter().map(|t| t.abs()).sum::<f32>())
+            .fold(1.0, f32::max);
+        Oversampler { taps, bound }
+    }
+}
+
+impl Oversampler {
+    /// For `n <= BLOCK` points from `j` on, the largest |value| interpolated between
+    /// `x[j + i]` and `x[j + i + 1]` into `out[i]`, or 0 where the block cannot exceed
+    /// `threshold`. Needs `x[j - 5 .. j + n + 6]`.
+    pub fn between(&self, x: &[f32], j: usize, n: usize, threshold: f32, out: &mut [f32]) {
+        let near = x[j - 5..j + n + 6]
+            .iter()
+            .fold(0.0f32, |m, v| m.max(v.abs()));
+        out[..n].fill(0.0);
+        if near * self.bound <= threshold {
+            return;
+        }
+        for phase in &self.taps[1..] {
+            let mut acc = [0.0f32; BLOCK];
+            for (k, &t) in phase.iter().enumerate() {
+                let base = j + k - 5;
+                for (a, &v) in acc.iter_mut().zip(&x[base..base + n]) {
+                    *a += t * v;
                 }
-                peak = peak.max(y.abs());
+            }
+            for (o, a) in out.iter_mut().zip(&acc[..n]) {
+                *o = o.max(a.abs());
             }
         }
     }
-    20.0 * peak.max(1e-9).log10()
+}
+
+/// Streaming true-peak meter (4x oversampling, as BS.1770 asks).
+pub struct TruePeak {
+    os: Oversampler,
+    /// Per channel: the last samples of the previous chunk, then the current chunk.
+    buf: [Vec<f32>; 2],
+    peak: f32,
+}
+
+impl Default for TruePeak {
+    fn default() -> Self {
+        TruePeak {
+            os: Oversampler::default(),
+            buf: [vec![0.0; HISTORY], vec![0.0; HISTORY]],
+            peak: 0.0,
+        }
+    }
+}
+
+impl TruePeak {
+    pub fn push(&mut self, frames: &[[f32; 2]]) {
+        for c in 0..2 {
+            let mut buf = std::mem::take(&mut self.buf[c]);
+            buf.extend(frames.iter().map(|f| f[c]));
+            self.scan(&buf);
+            let keep = buf.len() - HISTORY;
+            buf.drain(..keep);
+            self.buf[c] = buf;
+        }
+    }
+
+    /// Scans `x` (history + new samples): sample peaks of the new part, and every
+    /// interpolated point whose taps lie inside `x` and were not complete last time.
+    fn scan(&mut self, x: &[f32]) {
+        for &v in &x[HISTORY..] {
+            self.peak = self.peak.max(v.abs());
+        }
+        // The point between j and j+1 uses x[j-5 ..= j+6].
+        let last = x.len().saturating_sub(6);
+        let mut j = HISTORY - 6;
+        let mut found = [0.0f32; BLOCK];
+        while j < last {
+            let n = BLOCK.min(last - j);
+            self.os.between(x, j, n, self.peak, &mut found);
+            self.peak = found[..n].iter().fold(self.peak, |m, &v| m.max(v));
+            j += n;
+        }
+    }
+
+    pub fn peak_db(&self) -> f32 {
+        20.0 * self.peak.max(1e-9).log10()
+    }
+}
+
+/// True peak (dBTP) of planar channels.
+#[cfg(test)]
+pub fn true_peak_db(channels: &[&[f32]]) -> f32 {
+    let mut m = TruePeak::default();
+    for ch in channels {
+        let frames: Vec<[f32; 2]> = ch.iter().map(|&v| [v, 0.0]).collect();
+        m.push(&frames);
+        m.buf = [vec![0.0; HISTORY], vec![0.0; HISTORY]];
+    }
+    m.peak_db()
 }
 
 #[cfg(test)]

@@ -82,7 +82,13 @@ pub fn phrase_melody(
     let rap = plan.genre == Genre::HipHop && plan.style_strength >= 0.5;
     let motif = make_motif(seed, mkind, phrase.motif, usize::from(n), beats, rap);
     let tonic = tonic_midi(plan);
-    let c = centre(mkind);
+    // A minor-key verse that hovers on the third would sound like the relative major:
+    // it circles the tonic instead.
+    let c = if plan.mode.is_minor() && mkind == SectionKind::Verse {
+        0
+    } else {
+        centre(mkind)
+    };
     let count = motif.onsets.len();
     let mut notes = Vec::with_capacity(count);
     for i in 0..count {
@@ -105,7 +111,16 @@ pub fn phrase_melody(
                     ch,
                 );
             }
-            if last && phrase.motif == 2 {
+            let holds_tonic = ch
+                .quality
+                .intervals()
+                .iter()
+                .any(|&iv| (ch.root + iv) % 12 == plan.key_root % 12);
+            if last && holds_tonic {
+                // Phrases come to rest on the tonic whenever the harmony allows: the
+                // held last note is what tells the ear where home is.
+                pitch = nearest_pc(pitch, plan.key_root % 12);
+            } else if last && phrase.motif == 2 {
                 // Section endings settle on the chord's root: the ear hears a full stop.
                 pitch = nearest_pc(pitch, ch.root);
             }

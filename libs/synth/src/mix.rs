@@ -1,6 +1,7 @@
 //! The mix stage: renders each part to audio, balances the parts by their loudness while
-//! playing, pans them, adds a shared reverb and sums to stereo. Parts are rendered and
-//! encoded one at a time so memory stays at one part plus the mix.
+//! playing, pans them, adds a shared reverb (its return is a stem too) and sums to
+//! stereo. Parts are rendered and encoded one at a time so memory stays at one part
+//! plus the send, beside the output files.
 
 use crate::api::SynthError;
 use crate::arrange::{Arrangement, Part};
@@ -12,107 +13,167 @@ use crate::instruments::{self, NoteSpec};
 use crate::plan::Instrument;
 use crate::theory::midi_to_hz;
 use crate::util::{SAMPLE_RATE, Ticker};
-use crate::wav::{self, Depth};
+use crate::wav::{self, Depth, Pcm};
 
 const SR: f32 = SAMPLE_RATE as f32;
-/// Loudness (RMS while playing) a part at 0 dB is balanced to: about -20 dBFS, which
-/// leaves the sum of all parts comfortably below full scale.
-const REFERENCE_RMS: f32 = 0.1;
+/// Loudness (RMS while playing) a part at 0 dB is balanced to: about -26 dBFS, which
+/// leaves every 16-bit stem, and their sum, well below full scale (the master sets the
+/// final level anyway).
+const REFERENCE_RMS: f32 = 0.05;
+/// A stem never peaks above this; a part that would is turned down to fit.
+const STEM_PEAK: f32 = 0.98;
 
 pub struct MixOutput {
-    /// (part name, stereo 16-bit WAV) per stem.
+    /// (part name, stereo 16-bit WAV) per stem, the reverb return last.
     pub stems: Vec<(String, Vec<u8>)>,
-    /// Stereo 32-bit float WAV.
+    /// Stereo 32-bit float WAV: the sum of the stems.
     pub mix: Vec<u8>,
 }
 
-/// Renders the song. `vocals` is the mono vocal track when the song has one.
+/// Everything one stem needs besides its samples.
+struct Voice<'a> {
+    name: &'a str,
+    pan: f32,
+    level_db: f32,
+    send: f32,
+}
+
+/// The running sums: the mix (kept as the float WAV it becomes, so no second copy
+/// exists) and the reverb send.
+struct Bus {
+    mix: Vec<u8>,
+    send: Vec<f32>,
+    fade: Fade,
+    stems: Vec<(String, Vec<u8>)>,
+}
+
+impl Bus {
+    /// Balances, fades and pans one mono part into its stem, the mix and the send.
+    fn add(&mut self, v: &Voice, mono: &[f32], reverb_scale: f32) {
+        let frames = self.send.len();
+        let mut gain = balance_gain(mono, v.level_db);
+        let peak = mono.iter().fold(0.0f32, |m, x| m.max(x.abs())) * gain;
+        if peak > STEM_PEAK {
+            gain *= STEM_PEAK / peak;
+        }
+        let (gl, gr) = pan_gains(v.pan);
+        let send = v.send * reverb_scale;
+        let mut stem = wav::header(2, Depth::Int16, frames);
+        stem.resize(wav::HEADER_LEN + frames * 4, 0);
+        let mix = &mut self.mix[wav::HEADER_LEN..];
+        let dst = &mut stem[wav::HEADER_LEN..];
+        for (i, (((&x, s), m), d)) in mono
+            .iter()
+            .zip(self.send.iter_mut())
+            .zip(mix.chunks_exact_mut(8))
+            .zip(dst.chunks_exact_mut(4))
+            .enumerate()
+        {
+            let x = x * gain * self.fade.at(i);
+            let (l, r) = (x * gl, x * gr);
+            d[..2].copy_from_slice(&wav::to_i16(l).to_le_bytes());
+            d[2..].copy_from_slice(&wav::to_i16(r).to_le_bytes());
+            add_f32(&mut m[..4], l);
+            add_f32(&mut m[4..], r);
+            *s += x * send;
+        }
+        self.stems.push((v.name.to_string(), stem));
+    }
+
+    /// Runs the reverb over the send into a stem of its own, so the stems still sum to
+    /// the mix. A short pre-delay keeps the dry attacks clear.
+    fn reverb(&mut self, size: f32, damp: f32) {
+        let frames = self.send.len();
+        let pre = ((0.02 * SR) as usize).min(frames);
+        self.send.rotate_right(pre);
+        self.send[..pre].fill(0.0);
+        let mut rv = Reverb::new(size, damp);
+        let mut stem = wav::header(2, Depth::Int16, frames);
+        let (mut l, mut r) = (vec![0.0f32; 4096], vec![0.0f32; 4096]);
+        let mix = &mut self.mix[wav::HEADER_LEN..];
+        for (k, (chunk, m)) in self
+            .send
+            .chunks(4096)
+            .zip(mix.chunks_mut(4096 * 8))
+            .enumerate()
+        {
+            let n = chunk.len();
+            l[..n].fill(0.0);
+            r[..n].fill(0.0);
+            rv.process(chunk, &mut l[..n], &mut r[..n]);
+            for (j, m) in m.chunks_exact_mut(8).enumerate().take(n) {
+                let f = self.fade.at(k * 4096 + j);
+                let (a, b) = (l[j] * f, r[j] * f);
+                wav::push(&mut stem, a, Depth::Int16);
+                wav::push(&mut stem, b, Depth::Int16);
+                add_f32(&mut m[..4], a);
+                add_f32(&mut m[4..], b);
+            }
+        }
+        self.stems.push(("reverb".to_string(), stem));
+    }
+}
+
+#[inline]
+fn add_f32(b: &mut [u8], x: f32) {
+    let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) + x;
+    b.copy_from_slice(&v.to_le_bytes());
+}
+
+/// Renders the song. `vocals` is the vocal track when the song has one.
 pub fn mix(
     arr: &Arrangement,
-    vocals: Option<Vec<f32>>,
+    vocals: Option<&Pcm>,
     frames: usize,
     seed: u64,
     tick: &mut Ticker,
 ) -> Result<MixOutput, SynthError> {
     let spb = 60.0 / arr.tempo_bpm.max(1) as f32;
-    let mut left = vec![0.0f32; frames];
-    let mut right = vec![0.0f32; frames];
-    let mut send = vec![0.0f32; frames];
-    let fade = tail_fade(arr, spb, frames);
-    let reverb_scale = arr.reverb / 0.2;
+    let mut mix = wav::header(2, Depth::Float32, frames);
+    mix.resize(wav::HEADER_LEN + frames * 8, 0);
     let n_parts = arr.parts.len() + usize::from(vocals.is_some());
-    let mut stems = Vec::with_capacity(n_parts);
-    let mut emit = |name: &str,
-                    mut mono: Vec<f32>,
-                    pan: f32,
-                    level_db: f32,
-                    send_level: f32,
-                    left: &mut [f32],
-                    right: &mut [f32],
-                    send: &mut [f32]| {
-        let gain = balance_gain(&mono, level_db);
-        for (x, f) in mono.iter_mut().zip(&fade) {
-            *x *= gain * f;
-        }
-        let (gl, gr) = pan_gains(pan);
-        let mut sl = Vec::with_capacity(frames);
-        let mut sr = Vec::with_capacity(frames);
-        for (i, &x) in mono.iter().enumerate() {
-            sl.push(x * gl);
-            sr.push(x * gr);
-            left[i] += x * gl;
-            right[i] += x * gr;
-            send[i] += x * send_level * reverb_scale;
-        }
-        stems.push((name.to_string(), wav::encode(&[&sl, &sr], Depth::Int16)));
+    let mut bus = Bus {
+        mix,
+        send: vec![0.0f32; frames],
+        fade: Fade::new(arr, spb, frames),
+        stems: Vec::with_capacity(n_parts + 1),
     };
+    let reverb_scale = arr.reverb / 0.2;
+    // One part buffer, reused: memory is one part plus the send, whatever the band.
+    let mut buf = vec![0.0f32; frames];
     for (k, part) in arr.parts.iter().enumerate() {
-        tick.at(k as f32 / (n_parts + 1) as f32)?;
-        let mut sub = tick.sub(
-            k as f32 / (n_parts + 1) as f32,
-            (k + 1) as f32 / (n_parts + 1) as f32,
-        );
-        let mono = render_part(
-            arr,
-            part,
-            spb,
-            frames,
-            seed ^ (k as u64 + 1).wrapping_mul(0x9e37_79b9),
-            &mut sub,
-        )?;
-        emit(
-            &part.name,
-            mono,
-            part.pan,
-            part.level_db,
-            send_level(part.instrument),
-            &mut left,
-            &mut right,
-            &mut send,
-        );
+        let lo = k as f32 / (n_parts + 1) as f32;
+        let hi = (k + 1) as f32 / (n_parts + 1) as f32;
+        tick.at(lo)?;
+        buf.fill(0.0);
+        let salt = (k as u64 + 1).wrapping_mul(0x9e37_79b9);
+        render_part(arr, part, spb, &mut buf, seed ^ salt, &mut tick.sub(lo, hi))?;
+        let voice = Voice {
+            name: &part.name,
+            pan: part.pan,
+            level_db: part.level_db,
+            send: send_level(part.instrument),
+        };
+        bus.add(&voice, &buf, reverb_scale);
     }
-    if let Some(mut v) = vocals {
-        v.resize(frames, 0.0);
+    if let Some(v) = vocals {
+        v.read_mono(&mut buf);
         // The voice sits on top of the band, centred, with its own share of reverb.
-        emit(
-            "vocals", v, 0.0, 1.0, 0.22, &mut left, &mut right, &mut send,
-        );
+        let voice = Voice {
+            name: "vocals",
+            pan: 0.0,
+            level_db: 1.0,
+            send: 0.22,
+        };
+        bus.add(&voice, &buf, reverb_scale);
     }
+    drop(buf);
     tick.at(n_parts as f32 / (n_parts + 1) as f32)?;
-    // Reverb: a short pre-delay keeps the dry attack clear; damp more in darker mixes.
-    let pre = (0.02 * SR) as usize;
-    send.rotate_right(pre.min(frames));
-    send.iter_mut().take(pre.min(frames)).for_each(|x| *x = 0.0);
-    let mut rv = Reverb::new(0.55 + 0.6 * arr.reverb, 0.5 - 0.3 * arr.brightness);
-    rv.process(&send, &mut left, &mut right);
-    for ((l, r), f) in left.iter_mut().zip(right.iter_mut()).zip(&fade) {
-        *l *= f;
-        *r *= f;
-    }
+    bus.reverb(0.55 + 0.6 * arr.reverb, 0.5 - 0.3 * arr.brightness);
     tick.at(1.0)?;
     Ok(MixOutput {
-        stems,
-        mix: wav::encode(&[&left, &right], Depth::Float32),
+        stems: bus.stems,
+        mix: bus.mix,
     })
 }
 
@@ -162,32 +223,42 @@ fn balance_gain(x: &[f32], level_db: f32) -> f32 {
 
 /// Gain curve for the end: full through the music, then a smooth fade that reaches
 /// silence exactly at the last sample, whatever the bar grid left over.
-fn tail_fade(arr: &Arrangement, spb: f32, frames: usize) -> Vec<f32> {
-    let music_end = ((arr.total_beats * spb * SR) as usize).min(frames);
-    let fade_len = (frames - music_end).max((0.5 * SR) as usize).min(frames);
-    let start = frames - fade_len;
-    (0..frames)
-        .map(|i| {
-            if i < start {
-                1.0
-            } else {
-                let t = (i - start) as f32 / fade_len as f32;
-                let c = (t * std::f32::consts::FRAC_PI_2).cos();
-                c * c
-            }
-        })
-        .collect()
+struct Fade {
+    start: usize,
+    len: usize,
+}
+
+impl Fade {
+    fn new(arr: &Arrangement, spb: f32, frames: usize) -> Self {
+        let music_end = ((arr.total_beats * spb * SR) as usize).min(frames);
+        let len = (frames - music_end).max((0.5 * SR) as usize).min(frames);
+        Fade {
+            start: frames - len,
+            len,
+        }
+    }
+
+    #[inline]
+    fn at(&self, i: usize) -> f32 {
+        if i < self.start {
+            1.0
+        } else {
+            let t = (i - self.start) as f32 / self.len as f32;
+            let c = (t * std::f32::consts::FRAC_PI_2).cos();
+            c * c
+        }
+    }
 }
 
 fn render_part(
     arr: &Arrangement,
     part: &Part,
     spb: f32,
-    frames: usize,
+    buf: &mut [f32],
     seed: u64,
     tick: &mut Ticker,
-) -> Result<Vec<f32>, SynthError> {
-    let mut buf = vec![0.0f32; frames];
+) -> Result<(), SynthError> {
+    let frames = buf.len();
     let kit = Kit::for_genre(arr.genre);
     let release = instruments::release_seconds(part.instrument);
     let total = part.notes.len().max(1);
@@ -242,5 +313,5 @@ fn render_part(
         _ => {}
     }
     tick.at(1.0)?;
-    Ok(buf)
+    Ok(())
 }

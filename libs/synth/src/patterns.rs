@@ -50,7 +50,9 @@ pub fn drums(genre: Genre) -> DrumPattern {
             (HAT, "x.x.x.x.x.xox.x."),
         ],
         Genre::LoFi => &[
-            (KICK, "x.....x...x....."),
+            // Boom-bap: the second kick on a sixteenth, so the groove leans on the
+            // backbeat instead of filling every eighth.
+            (KICK, "x......x..x....."),
             (SNARE, "....x.......x..."),
             (HAT, "x.xox.x.x.xox.x."),
         ],

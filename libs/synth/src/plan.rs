@@ -300,26 +300,9 @@ impl Plan {
     }
 }
 
-/// Checks the parts of a request every stage relies on.
-pub fn validate(request: &SongRequest) -> Result<(), SynthError> {
-    let d = request.duration_seconds;
-    if !(5..=600).contains(&d) {
-        return Err(SynthError::InvalidRequest(format!(
-            "duration_seconds must be 5..=600, got {d}"
-        )));
-    }
-    let s = request.style_strength;
-    if !s.is_finite() || !(0.0..=1.0).contains(&s) {
-        return Err(SynthError::InvalidRequest(format!(
-            "style_strength must be within 0..=1, got {s}"
-        )));
-    }
-    Ok(())
-}
-
 /// Derives the plan from the request. Same request, same plan, on any worker.
 pub fn plan(request: &SongRequest) -> Result<Plan, SynthError> {
-    validate(request)?;
+    crate::validate::validate(request)?;
     let info = prompt::parse(&request.prompt);
     let mut rng = rng_for(request.seed, "plan");
     let s = request.style_strength;

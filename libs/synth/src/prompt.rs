@@ -313,14 +313,14 @@ fn detect_bpm(toks: &[String]) -> Option<u32> {
         } else {
             None
         };
-        if let Some(n) = number.filter(|n| (30..=300).contains(n)) {
+        if let Some(n) = number.filter(|n| crate::validate::TEMPO_RANGE.contains(n)) {
             return Some(n);
         }
     }
     None
 }
 
-fn mode_word(t: &str) -> Option<Mode> {
+pub(crate) fn mode_word(t: &str) -> Option<Mode> {
     match t {
         "major" | "maj" => Some(Mode::Major),
         "minor" | "min" => Some(Mode::Minor),
@@ -331,7 +331,7 @@ fn mode_word(t: &str) -> Option<Mode> {
 }
 
 /// A note-name token: pitch class, whether it carried an accidental or an `m` suffix.
-fn note_token(t: &str) -> Option<(u8, bool, Option<Mode>)> {
+pub(crate) fn note_token(t: &str) -> Option<(u8, bool, Option<Mode>)> {
     let mut chars = t.chars();
     let base: i32 = match chars.next()? {
         'c' => 0,

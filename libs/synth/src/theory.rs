@@ -124,7 +124,7 @@ pub fn progressions(genre: Genre, minor: bool) -> &'static [&'static str] {
         ],
         (Genre::Rock, false) => &["I bVII IV I", "I IV V IV", "I V IV IV", "IV I V V"],
         (Genre::Rock, true) => &["i bVII bVI bVII", "i bIII bVII iv", "i5 bVI5 bVII5 i5"],
-        (Genre::House, false) => &["Imaj7 vi7 ii7 V", "IVmaj7 iii7 vi7 vi7", "I V vi IV"],
+        (Genre::House, false) => &["Imaj7 vi7 ii7 V", "Imaj7 IVmaj7 iii7 vi7", "I V vi IV"],
         (Genre::House, true) => &[
             "i7 bVImaj7 bIIImaj7 bVII",
             "i7 iv7 i7 bVII",
@@ -132,7 +132,7 @@ pub fn progressions(genre: Genre, minor: bool) -> &'static [&'static str] {
         ],
         (Genre::Techno, false) => &["I I bVII bVII", "I I I IV"],
         (Genre::Techno, true) => &["i i i i", "i i bVII bVII", "i i bVI bVII"],
-        (Genre::HipHop, false) => &["Imaj7 vi7 ii7 V7", "IVmaj7 iii7 vi7 V7"],
+        (Genre::HipHop, false) => &["Imaj7 vi7 ii7 V7", "IVmaj7 V7 Imaj7 vi7"],
         (Genre::HipHop, true) => &[
             "i7 iv7 i7 iv7",
             "i7 bVImaj7 iv7 v7",
@@ -142,26 +142,22 @@ pub fn progressions(genre: Genre, minor: bool) -> &'static [&'static str] {
         (Genre::Jazz, false) => &[
             "ii7 V7 Imaj7 Imaj7",
             "Imaj7 vi7 ii7 V7",
-            "iii7 vi7 ii7 V7",
+            "Imaj7 VI7 ii7 V7",
             "Imaj7 IV7 iii7 VI7",
         ],
-        (Genre::Jazz, true) => &[
-            "iim7b5 V7 i7 i7",
-            "i7 iv7 bVII7 bIIImaj7",
-            "i7 bVI7 iim7b5 V7",
-        ],
+        (Genre::Jazz, true) => &["iim7b5 V7 i7 i7", "i7 iv7 i7 V7", "i7 bVI7 iim7b5 V7"],
         (Genre::LoFi, false) => &[
             "ii7 V7 Imaj7 vi7",
-            "IVmaj7 V7 iii7 vi7",
+            "IVmaj7 V7 iii7 Imaj7",
             "Imaj7 iii7 IVmaj7 iv7",
         ],
         (Genre::LoFi, true) => &[
             "i7 iv7 bVIImaj7 bIIImaj7",
-            "iv7 v7 i7 i7",
+            "iv7 V7 i7 i7",
             "bVImaj7 bVII7 i7 i7",
         ],
         (Genre::Folk, false) => &["I IV I V", "I V vi IV", "I IV vi V", "vi IV I V"],
-        (Genre::Folk, true) => &["i bVII i bVII", "i bIII bVII i", "i iv bVII bIII"],
+        (Genre::Folk, true) => &["i bVII bVI bVII", "i bIII bVII i", "i iv V i"],
         (Genre::Ambient, false) => &[
             "Iadd9 IVadd9 Iadd9 IVadd9",
             "Imaj7 vi7 IVmaj7 IVmaj7",
@@ -172,7 +168,7 @@ pub fn progressions(genre: Genre, minor: bool) -> &'static [&'static str] {
             "i bVI bIII bVII",
             "i9 iv9 i9 bVImaj7",
         ],
-        (Genre::Cinematic, false) => &["I V vi IV", "I bVI bVII I", "IV V vi vi"],
+        (Genre::Cinematic, false) => &["I V vi IV", "I bVI bVII I", "IV V I I"],
         (Genre::Cinematic, true) => &[
             "i bVI bIII bVII",
             "i bVI iv V",

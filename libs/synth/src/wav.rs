@@ -1,8 +1,7 @@
-//! WAV encoding and decoding in memory, through hound.
-
-use std::io::Cursor;
-
-use hound::{SampleFormat, WavReader, WavSpec, WavWriter};
+//! WAV in memory, written and parsed here rather than through a general library: the
+//! engine only writes two layouts (16-bit PCM and 32-bit float) and must read its own
+//! artifacts fast, a chunk of frames at a time, without decoding whole files into
+//! per-channel buffers (a 10-minute stereo float file is 200 MB already).
 
 use crate::api::{ArtifactKind, SynthError};
 use crate::util::SAMPLE_RATE;
@@ -16,125 +15,241 @@ pub enum Depth {
     Float32,
 }
 
-/// Encodes planar channels (all the same length) as an interleaved WAV file.
-pub fn encode(channels: &[&[f32]], depth: Depth) -> Vec<u8> {
-    let n_ch = channels.len().clamp(1, 2) as u16;
-    let spec = WavSpec {
-        channels: n_ch,
-        sample_rate: SAMPLE_RATE,
-        bits_per_sample: if depth == Depth::Int16 { 16 } else { 32 },
-        sample_format: if depth == Depth::Int16 {
-            SampleFormat::Int
-        } else {
-            SampleFormat::Float
-        },
-    };
-    let frames = channels.iter().map(|c| c.len()).min().unwrap_or(0);
-    let mut bytes = Vec::with_capacity(
-        44 + frames * usize::from(n_ch) * if depth == Depth::Int16 { 2 } else { 4 },
-    );
-    let result = (|| -> Result<(), hound::Error> {
-        let mut w = WavWriter::new(Cursor::new(&mut bytes), spec)?;
-        let chans = &channels[..usize::from(n_ch).min(channels.len())];
-        match depth {
-            Depth::Int16 => {
-                // hound's buffered 16-bit writer, a chunk at a time: several times faster
-                // than one checked write per sample.
-                const CHUNK: usize = 4096;
-                for start in (0..frames).step_by(CHUNK) {
-                    let end = (start + CHUNK).min(frames);
-                    let mut sw = w.get_i16_writer(((end - start) * chans.len()) as u32);
-                    for i in start..end {
-                        for ch in chans {
-                            sw.write_sample(to_i16(ch[i]));
-                        }
-                    }
-                    sw.flush()?;
-                }
-            }
-            Depth::Float32 => {
-                for i in 0..frames {
-                    for ch in chans {
-                        let x = ch[i];
-                        w.write_sample(if x.is_finite() { x } else { 0.0 })?;
-                    }
-                }
-            }
+impl Depth {
+    fn bytes(self) -> usize {
+        match self {
+            Depth::Int16 => 2,
+            Depth::Float32 => 4,
         }
-        w.finalize()
-    })();
-    // Writing to memory only fails on absurd sizes (> 4 GiB), which the duration cap rules out.
-    if result.is_err() {
-        bytes.clear();
     }
-    bytes
+}
+
+/// Bytes before the samples in every file written here.
+pub const HEADER_LEN: usize = 44;
+
+/// A RIFF/WAVE header for `frames` frames, with room reserved for the samples.
+pub fn header(channels: u16, depth: Depth, frames: usize) -> Vec<u8> {
+    let block = usize::from(channels) * depth.bytes();
+    // The duration cap (600 s) keeps every size far below 4 GiB.
+    let data_len = (frames * block).min(u32::MAX as usize - 64) as u32;
+    let mut h = Vec::with_capacity(HEADER_LEN + data_len as usize);
+    h.extend_from_slice(b"RIFF");
+    h.extend_from_slice(&(36 + data_len).to_le_bytes());
+    h.extend_from_slice(b"WAVEfmt ");
+    h.extend_from_slice(&16u32.to_le_bytes());
+    let tag: u16 = if depth == Depth::Int16 { 1 } else { 3 };
+    h.extend_from_slice(&tag.to_le_bytes());
+    h.extend_from_slice(&channels.to_le_bytes());
+    h.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
+    h.extend_from_slice(&(SAMPLE_RATE * block as u32).to_le_bytes());
+    h.extend_from_slice(&(block as u16).to_le_bytes());
+    h.extend_from_slice(&(8 * depth.bytes() as u16).to_le_bytes());
+    h.extend_from_slice(b"data");
+    h.extend_from_slice(&data_len.to_le_bytes());
+    h
+}
+
+/// Encodes planar channels (all the same length, 1 or 2 of them) as an interleaved WAV.
+pub fn encode(channels: &[&[f32]], depth: Depth) -> Vec<u8> {
+    let chans = &channels[..channels.len().min(2)];
+    let frames = chans.iter().map(|c| c.len()).min().unwrap_or(0);
+    let mut out = header(chans.len().max(1) as u16, depth, frames);
+    for i in 0..frames {
+        for ch in chans {
+            push(&mut out, ch[i], depth);
+        }
+    }
+    out
+}
+
+/// Appends one sample.
+#[inline]
+pub fn push(out: &mut Vec<u8>, x: f32, depth: Depth) {
+    match depth {
+        Depth::Int16 => out.extend_from_slice(&to_i16(x).to_le_bytes()),
+        Depth::Float32 => {
+            let x = if x.is_finite() { x } else { 0.0 };
+            out.extend_from_slice(&x.to_le_bytes());
+        }
+    }
 }
 
 /// Rounds to the nearest 16-bit value, saturating (NaN becomes 0).
 #[inline]
-fn to_i16(x: f32) -> i16 {
+pub fn to_i16(x: f32) -> i16 {
     let v = x.clamp(-1.0, 1.0) * 32767.0;
     // `as` truncates toward zero, so shift by half a step away from it first.
     (v + if v >= 0.0 { 0.5 } else { -0.5 }) as i16
 }
 
-/// Decodes a WAV artifact into planar f32 channels (1 or 2) at 44.1 kHz.
-pub fn decode(bytes: &[u8], kind: ArtifactKind) -> Result<Vec<Vec<f32>>, SynthError> {
-    let bad = |reason: String| SynthError::InvalidInput { kind, reason };
-    let mut reader = WavReader::new(Cursor::new(bytes)).map_err(|e| bad(e.to_string()))?;
-    let spec = reader.spec();
-    if spec.sample_rate != SAMPLE_RATE {
-        return Err(bad(format!(
-            "sample rate {} is not {SAMPLE_RATE}",
-            spec.sample_rate
-        )));
-    }
-    let n_ch = usize::from(spec.channels);
-    if !(1..=2).contains(&n_ch) {
-        return Err(bad(format!("{n_ch} channels; expected 1 or 2")));
-    }
-    let frames = reader.duration() as usize;
-    let mut out = vec![Vec::with_capacity(frames); n_ch];
-    match (spec.sample_format, spec.bits_per_sample) {
-        (SampleFormat::Float, 32) => {
-            for (i, s) in reader.samples::<f32>().enumerate() {
-                let x = s.map_err(|e| bad(e.to_string()))?;
-                out[i % n_ch].push(if x.is_finite() { x } else { 0.0 });
-            }
-        }
-        (SampleFormat::Int, bits @ 8..=32) => {
-            let scale = 1.0 / (1u64 << (bits - 1)) as f32;
-            for (i, s) in reader.samples::<i32>().enumerate() {
-                let x = s.map_err(|e| bad(e.to_string()))?;
-                out[i % n_ch].push(x as f32 * scale);
-            }
-        }
-        (f, b) => {
-            return Err(bad(format!(
-                "unsupported sample format {f:?} with {b} bits"
-            )));
-        }
-    }
-    let shortest = out.iter().map(Vec::len).min().unwrap_or(0);
-    for ch in &mut out {
-        ch.truncate(shortest);
-    }
-    Ok(out)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    U8,
+    I16,
+    I24,
+    I32,
+    F32,
 }
 
-/// Makes a decoded signal stereo and exactly `frames` long (padding with silence).
-pub fn to_stereo(mut chans: Vec<Vec<f32>>, frames: usize) -> [Vec<f32>; 2] {
-    let mut left = if chans.is_empty() {
-        Vec::new()
-    } else {
-        chans.remove(0)
-    };
-    let mut right = if chans.is_empty() {
-        left.clone()
-    } else {
-        chans.remove(0)
-    };
-    left.resize(frames, 0.0);
-    right.resize(frames, 0.0);
-    [left, right]
+/// A parsed WAV file borrowed from its bytes: reads frames on demand as stereo f32.
+pub struct Pcm<'a> {
+    data: &'a [u8],
+    channels: usize,
+    format: Format,
+}
+
+fn u16_at(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+fn u32_at(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+impl<'a> Pcm<'a> {
+    /// Parses the RIFF chunks; `kind` names the artifact in errors.
+    pub fn parse(bytes: &'a [u8], kind: ArtifactKind) -> Result<Self, SynthError> {
+        let bad = |reason: &str| SynthError::InvalidInput {
+            kind,
+            reason: reason.to_string(),
+        };
+        if bytes.get(0..4) != Some(b"RIFF") || bytes.get(8..12) != Some(b"WAVE") {
+            return Err(bad("not a RIFF/WAVE file"));
+        }
+        let mut at = 12;
+        let mut fmt: Option<(Format, usize)> = None;
+        while at + 8 <= bytes.len() {
+            let id = &bytes[at..at + 4];
+            let len = u32_at(bytes, at + 4).ok_or_else(|| bad("truncated chunk"))? as usize;
+            let body = at + 8;
+            if id == b"fmt " {
+                let mut tag = u16_at(bytes, body).ok_or_else(|| bad("short fmt chunk"))?;
+                let channels = u16_at(bytes, body + 2).unwrap_or(0) as usize;
+                let rate = u32_at(bytes, body + 4).unwrap_or(0);
+                let bits = u16_at(bytes, body + 14).unwrap_or(0);
+                if tag == 0xFFFE {
+                    // WAVE_FORMAT_EXTENSIBLE: the real tag opens the sub-format GUID.
+                    tag = u16_at(bytes, body + 24).ok_or_else(|| bad("short fmt chunk"))?;
+                }
+                if rate != SAMPLE_RATE {
+                    return Err(bad(&format!("sample rate {rate} is not {SAMPLE_RATE}")));
+                }
+                if !(1..=2).contains(&channels) {
+                    return Err(bad(&format!("{channels} channels; expected 1 or 2")));
+                }
+                let format = match (tag, bits) {
+                    (1, 8) => Format::U8,
+                    (1, 16) => Format::I16,
+                    (1, 24) => Format::I24,
+                    (1, 32) => Format::I32,
+                    (3, 32) => Format::F32,
+                    _ => return Err(bad(&format!("unsupported format {tag} with {bits} bits"))),
+                };
+                fmt = Some((format, channels));
+            } else if id == b"data" {
+                let (format, channels) = fmt.ok_or_else(|| bad("data before fmt"))?;
+                let end = body.saturating_add(len).min(bytes.len());
+                return Ok(Pcm {
+                    data: &bytes[body..end],
+                    channels,
+                    format,
+                });
+            }
+            at = body.saturating_add(len).saturating_add(len & 1);
+        }
+        Err(bad("no data chunk"))
+    }
+
+    fn sample_bytes(&self) -> usize {
+        match self.format {
+            Format::U8 => 1,
+            Format::I16 => 2,
+            Format::I24 => 3,
+            Format::I32 | Format::F32 => 4,
+        }
+    }
+
+    pub fn frames(&self) -> usize {
+        self.data.len() / (self.sample_bytes() * self.channels)
+    }
+
+    /// Fills `out` with the frames from `start` on (mono is duplicated to both sides,
+    /// frames past the end are silence, non-finite samples become 0).
+    pub fn read(&self, start: usize, out: &mut [[f32; 2]]) {
+        let sb = self.sample_bytes();
+        let block = sb * self.channels;
+        let avail = self.frames().saturating_sub(start).min(out.len());
+        let src = &self.data[start.min(self.frames()) * block..][..avail * block];
+        let fmt = self.format;
+        let get = |s: &[u8]| -> f32 {
+            match fmt {
+                Format::U8 => (f32::from(s[0]) - 128.0) / 128.0,
+                Format::I16 => f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0,
+                Format::I24 => {
+                    (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 8_388_608.0
+                }
+                Format::I32 => {
+                    i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 2_147_483_648.0
+                }
+                Format::F32 => {
+                    let x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+                    if x.is_finite() { x } else { 0.0 }
+                }
+            }
+        };
+        for (o, f) in out.iter_mut().zip(src.chunks_exact(block)) {
+            let l = get(&f[..sb]);
+            let r = if self.channels == 2 { get(&f[sb..]) } else { l };
+            *o = [l, r];
+        }
+        out[avail..].iter_mut().for_each(|o| *o = [0.0; 2]);
+    }
+
+    /// Fills `out` with the mean of both channels from the start on.
+    pub fn read_mono(&self, out: &mut [f32]) {
+        let mut buf = [[0.0f32; 2]; 1024];
+        for (k, chunk) in out.chunks_mut(buf.len()).enumerate() {
+            let n = chunk.len();
+            self.read(k * buf.len(), &mut buf[..n]);
+            for (c, [l, r]) in chunk.iter_mut().zip(&buf[..n]) {
+                *c = 0.5 * (l + r);
+            }
+        }
+    }
+}
+
+/// The interleaved 16-bit samples of a file written by [`header`] with `Depth::Int16`.
+pub fn i16_samples(wav: &[u8]) -> impl Iterator<Item = i16> + '_ {
+    wav.get(HEADER_LEN..)
+        .unwrap_or_default()
+        .chunks_exact(2)
+        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_both_depths() -> Result<(), SynthError> {
+        let l = [0.0, 0.5, -0.5, 1.5];
+        let r = [0.25, -1.0, 0.125, f32::NAN];
+        for depth in [Depth::Int16, Depth::Float32] {
+            let bytes = encode(&[&l, &r], depth);
+            let pcm = Pcm::parse(&bytes, ArtifactKind::Mix)?;
+            assert_eq!(pcm.frames(), 4);
+            let mut out = [[9.0f32; 2]; 6];
+            pcm.read(0, &mut out);
+            assert!((out[1][0] - 0.5).abs() < 1e-4 && (out[2][1] - 0.125).abs() < 1e-4);
+            assert_eq!(out[3][1], 0.0, "NaN is silence");
+            assert_eq!(out[5], [0.0, 0.0], "past the end is silence");
+        }
+        let mono = encode(&[&l], Depth::Int16);
+        let pcm = Pcm::parse(&mono, ArtifactKind::Vocals)?;
+        let mut m = [1.0f32; 5];
+        pcm.read_mono(&mut m);
+        assert!((m[3] - 1.0).abs() < 1e-4 && m[4] == 0.0 && m[1] == 0.5);
+        assert!(Pcm::parse(b"RIFF0000WAVEjunk", ArtifactKind::Mix).is_err());
+        Ok(())
+    }
 }

@@ -194,6 +194,10 @@ pub fn lazy_channel(url: &str) -> Result<TracedChannel, tonic::transport::Error>
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+        // Artifacts move between services in megabytes; the 64 KiB HTTP/2 default
+        // window would limit each stream to one window per round trip.
+        .initial_stream_window_size(8 << 20)
+        .initial_connection_window_size(16 << 20)
         .keep_alive_while_idle(true)
         .connect_lazy();
     Ok(tonic::service::interceptor::InterceptedService::new(

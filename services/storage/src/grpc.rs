@@ -230,25 +230,30 @@ impl StorageService for StorageApi {
             )),
             chunk: Vec::new(),
         };
-        let chunks = result
-            .into_stream()
-            .map_err(store_status)
-            .map_ok(|bytes| {
+        let mut upstream = result.into_stream();
+        // Stores hand out small buffers (8 KiB from the local filesystem); sending
+        // each as a message would cost a frame and a wake-up per 8 KiB.
+        let stream = async_stream::try_stream! {
+            yield first;
+            let mut buffer = Vec::with_capacity(READ_CHUNK);
+            while let Some(bytes) = upstream.next().await {
+                let bytes = bytes.map_err(store_status)?;
                 metrics::counter!("cadenza_storage_bytes_out_total").increment(bytes.len() as u64);
-                futures::stream::iter(
-                    bytes
-                        .chunks(READ_CHUNK)
-                        .map(|c| {
-                            Ok(GetObjectResponse {
-                                info: None,
-                                chunk: c.to_vec(),
-                            })
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .try_flatten();
-        let stream = futures::stream::once(async move { Ok(first) }).chain(chunks);
+                let mut rest = &bytes[..];
+                while !rest.is_empty() {
+                    let take = (READ_CHUNK - buffer.len()).min(rest.len());
+                    buffer.extend_from_slice(&rest[..take]);
+                    rest = &rest[take..];
+                    if buffer.len() == READ_CHUNK {
+                        let full = std::mem::replace(&mut buffer, Vec::with_capacity(READ_CHUNK));
+                        yield GetObjectResponse { info: None, chunk: full };
+                    }
+                }
+            }
+            if !buffer.is_empty() {
+                yield GetObjectResponse { info: None, chunk: buffer };
+            }
+        };
         Ok(Response::new(Box::pin(stream)))
     }
 

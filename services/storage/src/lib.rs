@@ -31,6 +31,10 @@ impl Listeners {
     }
 }
 
+/// HTTP/2 flow-control windows for bulk transfers.
+pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+
 /// Incoming gRPC messages may be larger than tonic's 4 MiB default only by a chunk.
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
 
@@ -86,6 +90,10 @@ pub async fn run(
 
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "storage serving");
     tonic::transport::Server::builder()
+        // Artifacts are megabytes: the 64 KiB HTTP/2 default window would cap a
+        // stream at one window per round trip.
+        .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("storage"))
         .add_service(health_service)
         .add_service(reflection_v1)

@@ -282,3 +282,50 @@ async fn deleting_a_project_removes_its_objects_only() {
     assert_eq!(deleted.deleted_count, 2);
     assert!(files(storage.data.path()).is_empty());
 }
+
+#[tokio::test]
+async fn a_client_that_disconnects_halfway_leaves_nothing_behind() {
+    let mut storage = start_local().await;
+    let (sender, receiver) = tokio::sync::mpsc::channel::<v1::PutObjectRequest>(4);
+    let total = 20 << 20;
+    let header =
+        upload_messages(locator("alice", "half.wav"), total, "ab".repeat(32), vec![]).remove(0);
+    sender.send(header).await.expect("header");
+    let mut client = storage.client.clone();
+    let upload = tokio::spawn(async move {
+        client
+            .put_object(tokio_stream::wrappers::ReceiverStream::new(receiver))
+            .await
+    });
+    // More than one multipart part, so bytes reach the store's staging area.
+    for _ in 0..10 {
+        let chunk = v1::PutObjectRequest {
+            part: Some(v1::put_object_request::Part::Chunk(vec![1u8; 1 << 20])),
+        };
+        sender.send(chunk).await.expect("chunk");
+    }
+    // Wait until the service has staged bytes, then vanish mid-stream.
+    let staged = async {
+        while files(storage.data.path()).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), staged)
+        .await
+        .expect("the upload reached the store");
+    upload.abort();
+    drop(sender);
+    let cleaned = async {
+        while !files(storage.data.path()).is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(10), cleaned)
+        .await
+        .unwrap_or_else(|_| panic!("left behind: {:?}", files(storage.data.path())));
+    let key = format!("users/alice/projects/{PROJECT}/runs/{RUN}/half.wav");
+    let err = get(&mut storage, &key, "alice", 0, 0)
+        .await
+        .expect_err("nothing readable");
+    assert_eq!(err.code(), Code::NotFound);
+}

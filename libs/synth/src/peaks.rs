@@ -1,0 +1,91 @@
+//! Waveform peaks for a player, in the JSON shape of BBC audiowaveform (version 2),
+//! which peaks.js and wavesurfer read: per pixel and channel a min and a max, 8-bit.
+
+use serde::Serialize;
+
+use crate::util::SAMPLE_RATE;
+
+/// About this many pixels whatever the song's length: enough for a full-width player.
+const TARGET_PIXELS: usize = 2000;
+/// audiowaveform's own default zoom, the finest worth storing.
+const MIN_SAMPLES_PER_PIXEL: usize = 256;
+
+#[derive(Serialize)]
+struct Waveform {
+    version: u32,
+    channels: usize,
+    sample_rate: u32,
+    samples_per_pixel: usize,
+    bits: u32,
+    length: usize,
+    data: Vec<i8>,
+}
+
+/// Peaks of interleaved 16-bit samples with `channels` channels and `frames` frames.
+pub fn peaks_json(samples: impl Iterator<Item = i16>, channels: usize, frames: usize) -> Vec<u8> {
+    let channels = channels.max(1);
+    let spp = frames
+        .div_ceil(TARGET_PIXELS)
+        .next_multiple_of(32)
+        .max(MIN_SAMPLES_PER_PIXEL);
+    let length = frames.div_ceil(spp);
+    let mut data = Vec::with_capacity(length * channels * 2);
+    let mut min = vec![i16::MAX; channels];
+    let mut max = vec![i16::MIN; channels];
+    let mut in_pixel = 0;
+    let flush = |min: &mut [i16], max: &mut [i16], data: &mut Vec<i8>| {
+        for c in 0..channels {
+            // 8 bits: keep the high byte, as audiowaveform does with `-b 8`.
+            data.push((min[c] >> 8) as i8);
+            data.push((max[c] >> 8) as i8);
+        }
+        min.fill(i16::MAX);
+        max.fill(i16::MIN);
+    };
+    for (i, s) in samples.take(frames * channels).enumerate() {
+        let c = i % channels;
+        min[c] = min[c].min(s);
+        max[c] = max[c].max(s);
+        if c + 1 == channels {
+            in_pixel += 1;
+            if in_pixel == spp {
+                flush(&mut min, &mut max, &mut data);
+                in_pixel = 0;
+            }
+        }
+    }
+    if in_pixel > 0 {
+        flush(&mut min, &mut max, &mut data);
+    }
+    let w = Waveform {
+        version: 2,
+        channels,
+        sample_rate: SAMPLE_RATE,
+        samples_per_pixel: spp,
+        bits: 8,
+        length: data.len() / (2 * channels),
+        data,
+    };
+    debug_assert_eq!(w.length, length);
+    serde_json::to_vec(&w).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shape_and_values() -> Result<(), serde_json::Error> {
+        let frames = 1000;
+        let samples = (0..frames).flat_map(|i| [i as i16 * 30, -(i as i16) * 30]);
+        let v: serde_json::Value = serde_json::from_slice(&peaks_json(samples, 2, frames))?;
+        assert_eq!(v["version"], 2);
+        assert_eq!(v["samples_per_pixel"], 256);
+        assert_eq!(v["length"], 4);
+        let data = v["data"].as_array().map_or(0, Vec::len);
+        assert_eq!(data, 4 * 2 * 2);
+        assert_eq!(v["data"][0], 0);
+        assert_eq!(v["data"][1], ((255 * 30) >> 8) as i8);
+        Ok(())
+    }
+}
