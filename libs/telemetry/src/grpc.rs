@@ -198,6 +198,7 @@ pub fn lazy_channel(url: &str) -> Result<TracedChannel, tonic::transport::Error>
         // window would limit each stream to one window per round trip.
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(16 << 20)
+        .max_frame_size(1 << 20)
         .keep_alive_while_idle(true)
         .connect_lazy();
     Ok(tonic::service::interceptor::InterceptedService::new(

@@ -93,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
     let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_addr}"))?
         .initial_stream_window_size(cadenza_storage::STREAM_WINDOW_BYTES)
         .initial_connection_window_size(cadenza_storage::CONNECTION_WINDOW_BYTES)
+        .max_frame_size(cadenza_storage::MAX_FRAME_BYTES)
         .connect()
         .await?;
     let mut client = StorageServiceClient::new(channel).max_decoding_message_size(8 << 20);

@@ -34,6 +34,8 @@ impl Listeners {
 /// HTTP/2 flow-control windows for bulk transfers.
 pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
+/// Frames up to 1 MiB: a 16 KiB frame per chunk slice costs more than the bytes.
+pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 
 /// Incoming gRPC messages may be larger than tonic's 4 MiB default only by a chunk.
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
@@ -94,6 +96,7 @@ pub async fn run(
         // stream at one window per round trip.
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
+        .max_frame_size(MAX_FRAME_BYTES)
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("storage"))
         .add_service(health_service)
         .add_service(reflection_v1)
