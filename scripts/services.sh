@@ -74,7 +74,11 @@ ensure_rabbitmq() {
 ensure_s3_server() {
   if python3 -c 'import moto.server, flask_cors' >/dev/null 2>&1; then return 0; fi
   echo "installing moto (an S3-compatible test server) from PyPI..."
-  python3 -m pip install --quiet 'moto[server]==5.2.5'
+  if ! python3 -m pip --version >/dev/null 2>&1; then apt_install python3-pip; fi
+  # A distribution's own Python refuses system-wide installs (PEP 668): fall
+  # back to the user's site-packages, which the same python3 reads.
+  python3 -m pip install --quiet 'moto[server]==5.2.5' \
+    || python3 -m pip install --quiet --user --break-system-packages 'moto[server]==5.2.5'
 }
 
 ensure_postgres

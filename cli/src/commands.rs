@@ -167,15 +167,20 @@ async fn follow(
     }
 }
 
+async fn project_status(gateway: &Gateway, project: &str) -> anyhow::Result<v1::ProjectStatus> {
+    let request = gateway.request(v1::GetProjectStatusRequest {
+        name: project.into(),
+    })?;
+    Ok(gateway
+        .projects()
+        .get_project_status(request)
+        .await?
+        .into_inner())
+}
+
 async fn save_master(gateway: &Gateway, project: &str, out: &Path) -> anyhow::Result<u64> {
     let mut assets = gateway.assets();
-    let status = gateway
-        .projects()
-        .get_project_status(gateway.request(v1::GetProjectStatusRequest {
-            name: project.into(),
-        })?)
-        .await?
-        .into_inner();
+    let status = project_status(gateway, project).await?;
     let listed = assets
         .list_assets(gateway.request(v1::ListAssetsRequest {
             parent: status.run.clone(),
@@ -218,13 +223,7 @@ fn absolute(path: &Path) -> PathBuf {
 }
 
 pub async fn status(gateway: &Gateway, project: &str) -> anyhow::Result<()> {
-    let status = gateway
-        .projects()
-        .get_project_status(gateway.request(v1::GetProjectStatusRequest {
-            name: project.into(),
-        })?)
-        .await?
-        .into_inner();
+    let status = project_status(gateway, project).await?;
     if status.run.is_empty() {
         println!("{}: never generated", status.project);
         return Ok(());

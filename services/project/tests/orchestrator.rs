@@ -424,3 +424,34 @@ async fn the_relay_publishes_every_outbox_row_once_confirmed() {
     assert_eq!(kinds, [v1::StageKind::Lyrics, v1::StageKind::Composition]);
     topology.delete(&channel).await.expect("cleanup");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_run_while_one_is_active_is_refused_and_writes_nothing() {
+    let mut f = fixture(true).await;
+    let orchestrator = f.orchestrator.clone();
+    let project_id = f.project_id;
+    let before = f.unpublished().await;
+    let result = f
+        .conn
+        .transaction::<_, cadenza_project::error::ApiError, _>(async |conn| {
+            let project = projects::lock(conn, "alice", project_id)
+                .await?
+                .expect("project");
+            orchestrator.start_run(conn, &project, Uuid::now_v7()).await
+        })
+        .await;
+    match result {
+        Err(cadenza_project::error::ApiError::FailedPrecondition(reason, _)) => {
+            assert_eq!(reason, "GENERATION_IN_PROGRESS");
+        }
+        other => panic!("expected GENERATION_IN_PROGRESS, got {other:?}"),
+    }
+    assert_eq!(f.unpublished().await, before, "no work was queued");
+    let count: i64 = cadenza_db::schema::runs::table
+        .filter(cadenza_db::schema::runs::project_id.eq(project_id))
+        .count()
+        .get_result(&mut f.conn)
+        .await
+        .expect("count");
+    assert_eq!(count, 1, "no second run was written");
+}
