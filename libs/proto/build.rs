@@ -22,6 +22,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
     tonic_prost_build::configure()
         .file_descriptor_set_path(out_dir.join("cadenza_descriptor.bin"))
+        // Artifact bytes as `Bytes`: decoding slices the received buffer instead of
+        // copying every chunk, and chunks go into an upload's parts as they are.
+        .bytes(".cadenza.v1.PutObjectRequest.chunk")
+        .bytes(".cadenza.v1.GetObjectResponse.chunk")
+        .bytes(".cadenza.v1.ReadAssetResponse.data")
         .compile_protos(&protos, &[root, well_known])?;
     Ok(())
 }

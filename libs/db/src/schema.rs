@@ -133,6 +133,29 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    storage_objects (key) {
+        key -> Text,
+        owner -> Text,
+        project_id -> Uuid,
+        run_id -> Uuid,
+        size_bytes -> Int8,
+        sha256 -> Text,
+        content_type -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    storage_deleted_projects (owner, project_id) {
+        owner -> Text,
+        project_id -> Uuid,
+        deleted_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(runs -> projects (project_id));
 diesel::joinable!(stages -> runs (run_id));
 diesel::joinable!(assets -> projects (project_id));
@@ -148,4 +171,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     outbox,
     idempotency_keys,
     inbox,
+    storage_objects,
+    storage_deleted_projects,
 );

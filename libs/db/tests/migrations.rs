@@ -32,7 +32,9 @@ async fn schema_matches_the_database() {
         job_logs,
         outbox,
         idempotency_keys,
-        inbox
+        inbox,
+        storage_objects,
+        storage_deleted_projects
     );
 }
 

@@ -83,6 +83,7 @@ pub async fn upload(
 ) -> Result<v1::ArtifactRef, tonic::Status> {
     let sha256 = hex::encode(Sha256::digest(&artifact.bytes));
     let size = artifact.bytes.len() as i64;
+    let kind = to_proto(artifact.kind);
     let header = v1::PutObjectRequest {
         part: Some(v1::put_object_request::Part::Header(v1::PutObjectHeader {
             locator: Some(v1::ObjectLocator {
@@ -94,19 +95,23 @@ pub async fn upload(
             content_type: artifact.content_type.clone(),
             size_bytes: size,
             sha256: sha256.clone(),
+            kind: kind as i32,
         })),
     };
-    let chunks: Vec<v1::PutObjectRequest> = artifact
-        .bytes
-        .chunks(CHUNK)
-        .map(|c| v1::PutObjectRequest {
-            part: Some(v1::put_object_request::Part::Chunk(c.to_vec())),
+    // Slices of one buffer: chunking copies nothing.
+    let bytes = bytes::Bytes::from(artifact.bytes);
+    let chunks: Vec<v1::PutObjectRequest> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|start| v1::PutObjectRequest {
+            part: Some(v1::put_object_request::Part::Chunk(
+                bytes.slice(start..(start + CHUNK).min(bytes.len())),
+            )),
         })
         .collect();
     let messages = futures::stream::iter(std::iter::once(header).chain(chunks));
     let info = storage.put_object(messages).await?.into_inner();
     Ok(v1::ArtifactRef {
-        kind: to_proto(artifact.kind) as i32,
+        kind: kind as i32,
         file_name: artifact.name,
         object_key: info.key,
         content_type: artifact.content_type,

@@ -63,7 +63,8 @@ async fn main() -> anyhow::Result<()> {
         assert_eq!(read.len(), SIZE - (2 << 20));
     }
 
-    // Through the service over loopback gRPC.
+    // Through the service over loopback gRPC, with its catalog in Postgres.
+    let db = cadenza_db::testing::TestDatabase::create().await;
     let data = tempfile::tempdir()?;
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -78,6 +79,13 @@ async fn main() -> anyhow::Result<()> {
         s3: None,
         signing_key: SecretString::from("0123456789abcdef0123456789abcdef"),
         max_object_bytes: 1 << 30,
+        database_url: db.url.clone(),
+        db_pool_size: 4,
+        lifecycle: cadenza_storage::lifecycle::LifecycleConfig {
+            purge_after: chrono::Duration::days(30),
+            preview_ttl: None,
+            sweep_every: Duration::from_secs(24 * 3600),
+        },
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     tokio::spawn(cadenza_storage::run(
@@ -97,6 +105,7 @@ async fn main() -> anyhow::Result<()> {
         .connect()
         .await?;
     let mut client = StorageServiceClient::new(channel).max_decoding_message_size(8 << 20);
+    let shared = bytes::Bytes::from(bytes.clone());
     let mut service_put = Vec::new();
     let mut service_get = Vec::new();
     for _ in 0..ROUNDS {
@@ -111,10 +120,12 @@ async fn main() -> anyhow::Result<()> {
                 content_type: "audio/wav".into(),
                 size_bytes: SIZE as i64,
                 sha256: sha.clone(),
+                kind: v1::AssetKind::Master as i32,
             })),
         };
-        let chunks = bytes.chunks(CHUNK).map(|c| v1::PutObjectRequest {
-            part: Some(Part::Chunk(c.to_vec())),
+        // Slices of one buffer, as the generation workers send them.
+        let chunks = (0..SIZE).step_by(CHUNK).map(|start| v1::PutObjectRequest {
+            part: Some(Part::Chunk(shared.slice(start..(start + CHUNK).min(SIZE)))),
         });
         let messages: Vec<_> = std::iter::once(header).chain(chunks).collect();
         let started = Instant::now();

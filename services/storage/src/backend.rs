@@ -44,7 +44,12 @@ pub struct S3Config {
     pub secret_access_key: Option<SecretString>,
     /// Plain-HTTP endpoints (a local MinIO); never for AWS.
     pub allow_http: bool,
+    /// How long one request to the store is retried before the caller hears
+    /// UNAVAILABLE (and may retry the whole operation).
+    pub retry_timeout: Duration,
 }
+
+pub const DEFAULT_S3_RETRY_SECONDS: u64 = 20;
 
 impl S3Config {
     /// Reads `CADENZA_S3_*`; records a problem for a missing bucket.
@@ -63,6 +68,11 @@ impl S3Config {
             access_key_id: env.secret("CADENZA_S3_ACCESS_KEY_ID"),
             secret_access_key: env.secret("CADENZA_S3_SECRET_ACCESS_KEY"),
             allow_http: env.flag("CADENZA_S3_ALLOW_HTTP", false),
+            retry_timeout: Duration::from_secs(env.bounded(
+                "CADENZA_S3_RETRY_SECONDS",
+                DEFAULT_S3_RETRY_SECONDS,
+                1..=300,
+            )),
         }
     }
 }
@@ -101,7 +111,16 @@ impl Backend {
         let mut builder = object_store::aws::AmazonS3Builder::from_env()
             .with_bucket_name(&config.bucket)
             .with_region(&config.region)
-            .with_allow_http(config.allow_http);
+            .with_retry(object_store::RetryConfig {
+                retry_timeout: config.retry_timeout,
+                ..object_store::RetryConfig::default()
+            })
+            .with_client_options(
+                object_store::ClientOptions::new()
+                    .with_allow_http(config.allow_http)
+                    .with_connect_timeout(Duration::from_secs(5))
+                    .with_timeout(config.retry_timeout.max(Duration::from_secs(30))),
+            );
         if let Some(endpoint) = &config.endpoint {
             builder = builder.with_endpoint(endpoint);
         }

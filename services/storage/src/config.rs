@@ -6,12 +6,17 @@ use std::path::PathBuf;
 use cadenza_config::{Env, ExposeSecret, SecretString};
 
 use crate::backend::{BackendKind, S3Config};
+use crate::lifecycle::LifecycleConfig;
 
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50063";
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8090";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9093";
 pub const DEFAULT_DATA_DIR: &str = "./data";
 pub const DEFAULT_MAX_OBJECT_BYTES: u64 = 1 << 30;
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/cadenza";
+pub const DEFAULT_PURGE_AFTER_DAYS: u64 = 30;
+pub const DEFAULT_PREVIEW_TTL_DAYS: u64 = 30;
+pub const DEFAULT_SWEEP_SECONDS: u64 = 3600;
 /// HMAC-SHA256 wants at least its output size in key material.
 pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 
@@ -29,6 +34,10 @@ pub struct Config {
     pub s3: Option<S3Config>,
     pub signing_key: SecretString,
     pub max_object_bytes: u64,
+    /// The catalog of stored objects.
+    pub database_url: String,
+    pub db_pool_size: usize,
+    pub lifecycle: LifecycleConfig,
 }
 
 impl Config {
@@ -67,7 +76,35 @@ impl Config {
                 DEFAULT_MAX_OBJECT_BYTES,
                 1..=(64 << 30),
             ),
+            database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),
+            db_pool_size: env.bounded("CADENZA_STORAGE_DB_POOL_SIZE", 8, 1..=256),
+            lifecycle: lifecycle_from_env(env),
         }
+    }
+}
+
+fn lifecycle_from_env(env: &mut Env) -> LifecycleConfig {
+    let days = |n: u64| chrono::Duration::days(i64::try_from(n).unwrap_or(i64::MAX));
+    let purge_after = env.bounded(
+        "CADENZA_STORAGE_PURGE_AFTER_DAYS",
+        DEFAULT_PURGE_AFTER_DAYS,
+        0..=3650,
+    );
+    // 0 keeps previews for as long as their project.
+    let preview_ttl = env.bounded(
+        "CADENZA_PREVIEW_TTL_DAYS",
+        DEFAULT_PREVIEW_TTL_DAYS,
+        0..=3650,
+    );
+    let sweep_seconds = env.bounded(
+        "CADENZA_STORAGE_SWEEP_SECONDS",
+        DEFAULT_SWEEP_SECONDS,
+        10..=7 * 24 * 3600,
+    );
+    LifecycleConfig {
+        purge_after: days(purge_after),
+        preview_ttl: (preview_ttl > 0).then(|| days(preview_ttl)),
+        sweep_every: std::time::Duration::from_secs(sweep_seconds),
     }
 }
 

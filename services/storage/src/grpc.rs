@@ -5,59 +5,93 @@ use std::time::Duration;
 
 use cadenza_proto::v1::storage_service_server::StorageService;
 use cadenza_proto::v1::{
-    DeleteProjectObjectsRequest, DeleteProjectObjectsResponse, GetObjectRequest, GetObjectResponse,
-    ObjectInfo, PutObjectRequest, SignDownloadUrlRequest, SignDownloadUrlResponse,
-    StatObjectRequest, put_object_request::Part,
+    AssetKind, DeleteProjectObjectsRequest, DeleteProjectObjectsResponse, GetObjectRequest,
+    GetObjectResponse, ListOwnerObjectsRequest, ListOwnerObjectsResponse, ObjectInfo,
+    PutObjectRequest, SignDownloadUrlRequest, SignDownloadUrlResponse, StatObjectRequest,
+    put_object_request::Part,
 };
 use cadenza_runtime::status::{self, Violation};
-use futures::{Stream, StreamExt, TryStreamExt};
+use futures::Stream;
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStoreExt, PutPayload};
-use sha2::{Digest, Sha256};
+use object_store::{GetOptions, GetRange, ObjectStoreExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::backend::Backend;
+use crate::catalog::{Catalog, CatalogError, ObjectRecord};
 use crate::keys::{self, KeyError};
 use crate::signing::{UrlSigner, safe_download_name};
+use crate::{download, observe, page_token, upload};
 
-/// Parts of a multipart upload: S3 requires at least 5 MiB for all but the last.
-const PART_BYTES: usize = 8 << 20;
-/// Chunks sent back by GetObject.
-const READ_CHUNK: usize = 256 << 10;
 const MAX_URL_SECONDS: u32 = 7 * 24 * 3600;
+const DEFAULT_PAGE_SIZE: i32 = 100;
+const MAX_PAGE_SIZE: i32 = 1000;
 
 pub struct StorageApi {
     pub backend: Backend,
+    pub catalog: Catalog,
     pub signer: UrlSigner,
     pub public_url: String,
     pub max_object_bytes: u64,
+    /// How long previews stay readable; `None` keeps them.
+    pub preview_ttl: Option<chrono::Duration>,
 }
 
-fn key_status(err: KeyError) -> Status {
+pub(crate) fn key_status(err: KeyError) -> Status {
     status::invalid_argument(vec![Violation::new(err.field, err.reason)])
 }
 
-fn store_status(err: object_store::Error) -> Status {
+fn no_such_object() -> Status {
+    status::not_found("OBJECT_NOT_FOUND", "no such object")
+}
+
+fn catalog_status(err: CatalogError) -> Status {
     match err {
-        object_store::Error::NotFound { .. } => {
-            status::not_found("OBJECT_NOT_FOUND", "no such object")
+        CatalogError::ProjectDeleted => status::failed_precondition(
+            "PROJECT_DELETED",
+            "the project was deleted; nothing more can be stored in it",
+        ),
+        CatalogError::Pool(_) | CatalogError::Query(_) => {
+            tracing::warn!(error = %err, "catalog unavailable");
+            status::with_reason(
+                tonic::Code::Unavailable,
+                "CATALOG_UNAVAILABLE",
+                "the storage catalog could not be reached; try again",
+            )
         }
-        other => status::internal(&other),
     }
 }
 
-fn info(
-    key: &str,
-    size: u64,
-    sha256: String,
-    created: chrono::DateTime<chrono::Utc>,
-) -> ObjectInfo {
+/// Failures of the object store. Anything but a missing object or a
+/// misconfiguration is taken as the store being unreachable: retrying may help.
+pub(crate) fn store_status(err: object_store::Error) -> Status {
+    match err {
+        object_store::Error::NotFound { .. } => no_such_object(),
+        object_store::Error::PermissionDenied { .. }
+        | object_store::Error::Unauthenticated { .. }
+        | object_store::Error::NotSupported { .. }
+        | object_store::Error::NotImplemented { .. }
+        | object_store::Error::UnknownConfigurationKey { .. } => status::internal(&err),
+        other => {
+            tracing::warn!(error = %other, "object store unavailable");
+            status::with_reason(
+                tonic::Code::Unavailable,
+                "STORE_UNAVAILABLE",
+                "the object store could not be reached; try again",
+            )
+        }
+    }
+}
+
+fn info(record: &ObjectRecord) -> ObjectInfo {
     ObjectInfo {
-        key: key.to_owned(),
-        size_bytes: i64::try_from(size).unwrap_or(i64::MAX),
-        sha256,
-        content_type: keys::content_type_for(key).to_owned(),
-        create_time: Some(cadenza_proto::timestamp(created)),
+        key: record.key.clone(),
+        size_bytes: record.size_bytes,
+        sha256: record.sha256.clone(),
+        content_type: record.content_type.clone(),
+        create_time: Some(cadenza_proto::timestamp(record.created_at)),
+        owner: record.owner.clone(),
+        expire_time: record.expires_at.map(cadenza_proto::timestamp),
+        delete_time: record.deleted_at.map(cadenza_proto::timestamp),
     }
 }
 
@@ -67,9 +101,23 @@ fn owned_key(key: &str, owner: &str) -> Result<Path, Status> {
     keys::parse_key(key).map_err(key_status)?;
     keys::owner(owner).map_err(key_status)?;
     if keys::owner_of(key) != owner {
-        return Err(status::not_found("OBJECT_NOT_FOUND", "no such object"));
+        return Err(no_such_object());
     }
     Ok(Path::from(key))
+}
+
+impl StorageApi {
+    /// The catalog's record of `key` if it is `owner`'s and readable now.
+    async fn readable(&self, key: &str, owner: &str) -> Result<(Path, ObjectRecord), Status> {
+        let path = owned_key(key, owner)?;
+        let record = self
+            .catalog
+            .live(key, chrono::Utc::now())
+            .await
+            .map_err(catalog_status)?
+            .ok_or_else(no_such_object)?;
+        Ok((path, record))
+    }
 }
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -80,7 +128,70 @@ impl StorageService for StorageApi {
         &self,
         request: Request<Streaming<PutObjectRequest>>,
     ) -> Result<Response<ObjectInfo>, Status> {
-        let mut stream = request.into_inner();
+        observe::outcome("put", self.put(request.into_inner()).await).map(Response::new)
+    }
+
+    type GetObjectStream = BoxStream<GetObjectResponse>;
+
+    async fn get_object(
+        &self,
+        request: Request<GetObjectRequest>,
+    ) -> Result<Response<Self::GetObjectStream>, Status> {
+        observe::outcome("get", self.get(request.into_inner()).await).map(Response::new)
+    }
+
+    async fn stat_object(
+        &self,
+        request: Request<StatObjectRequest>,
+    ) -> Result<Response<ObjectInfo>, Status> {
+        let request = request.into_inner();
+        let result = self
+            .readable(&request.key, &request.owner)
+            .await
+            .map(|(_, record)| info(&record));
+        observe::outcome("stat", result).map(Response::new)
+    }
+
+    async fn delete_project_objects(
+        &self,
+        request: Request<DeleteProjectObjectsRequest>,
+    ) -> Result<Response<DeleteProjectObjectsResponse>, Status> {
+        let request = request.into_inner();
+        let result = async {
+            let owner = keys::owner(&request.owner).map_err(key_status)?;
+            let project = keys::uuid(&request.project_id, "project_id").map_err(key_status)?;
+            let marked = self
+                .catalog
+                .delete_project(owner, project, chrono::Utc::now())
+                .await
+                .map_err(catalog_status)?;
+            tracing::info!(owner, %project, objects = marked, "project objects deleted; bytes kept until the purge");
+            Ok(DeleteProjectObjectsResponse {
+                deleted_count: marked,
+            })
+        }
+        .await;
+        observe::outcome("delete", result).map(Response::new)
+    }
+
+    async fn sign_download_url(
+        &self,
+        request: Request<SignDownloadUrlRequest>,
+    ) -> Result<Response<SignDownloadUrlResponse>, Status> {
+        observe::outcome("sign", self.sign(request.into_inner()).await).map(Response::new)
+    }
+
+    async fn list_owner_objects(
+        &self,
+        request: Request<ListOwnerObjectsRequest>,
+    ) -> Result<Response<ListOwnerObjectsResponse>, Status> {
+        observe::outcome("list_owner", self.list_owner(request.into_inner()).await)
+            .map(Response::new)
+    }
+}
+
+impl StorageApi {
+    async fn put(&self, mut stream: Streaming<PutObjectRequest>) -> Result<ObjectInfo, Status> {
         let header = match stream.message().await? {
             Some(PutObjectRequest {
                 part: Some(Part::Header(header)),
@@ -92,221 +203,93 @@ impl StorageService for StorageApi {
                 )]));
             }
         };
-        let locator = header.locator.unwrap_or_default();
-        let key = keys::object_key(&locator).map_err(key_status)?;
-        let mut violations = Vec::new();
-        let expected_size = u64::try_from(header.size_bytes).unwrap_or(0);
-        if expected_size == 0 || expected_size > self.max_object_bytes {
-            violations.push(Violation::new(
-                "size_bytes",
-                format!("must be 1 to {} bytes", self.max_object_bytes),
-            ));
-        }
-        let expected_sha = header.sha256.to_ascii_lowercase();
-        if expected_sha.len() != 64 || !expected_sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            violations.push(Violation::new("sha256", "must be 64 hex digits"));
-        }
-        if !violations.is_empty() {
-            return Err(status::invalid_argument(violations));
-        }
-
-        let path = Path::from(key.as_str());
-        let mut upload = self
-            .backend
-            .store
-            .put_multipart(&path)
+        let upload = upload::Declared::check(header, self.max_object_bytes)?;
+        if self
+            .catalog
+            .project_deleted(&upload.locator.owner, upload.project_id)
             .await
-            .map_err(store_status)?;
-        let mut hasher = Sha256::new();
-        let mut received: u64 = 0;
-        let mut buffer: Vec<u8> = Vec::with_capacity(PART_BYTES.min(expected_size as usize));
-        let outcome: Result<(), Status> = async {
-            while let Some(message) = stream.message().await? {
-                let Some(Part::Chunk(chunk)) = message.part else {
-                    return Err(status::invalid_argument(vec![Violation::new(
-                        "header",
-                        "only the first message may carry a header",
-                    )]));
-                };
-                received += chunk.len() as u64;
-                if received > expected_size {
-                    return Err(status::invalid_argument(vec![Violation::new(
-                        "size_bytes",
-                        format!("more bytes arrived than the declared {expected_size}"),
-                    )]));
-                }
-                hasher.update(&chunk);
-                buffer.extend_from_slice(&chunk);
-                if buffer.len() >= PART_BYTES {
-                    let part = std::mem::take(&mut buffer);
-                    upload
-                        .put_part(PutPayload::from(part))
-                        .await
-                        .map_err(store_status)?;
-                }
-            }
-            if received != expected_size {
-                return Err(status::invalid_argument(vec![Violation::new(
-                    "size_bytes",
-                    format!("declared {expected_size} bytes but {received} arrived"),
-                )]));
-            }
-            let actual = hex::encode(hasher.finalize_reset());
-            if actual != expected_sha {
-                return Err(status::invalid_argument(vec![Violation::new(
-                    "sha256",
-                    "the bytes do not match the declared checksum",
-                )]));
-            }
-            if !buffer.is_empty() {
-                let part = std::mem::take(&mut buffer);
-                upload
-                    .put_part(PutPayload::from(part))
-                    .await
-                    .map_err(store_status)?;
-            }
-            Ok(())
+            .map_err(catalog_status)?
+        {
+            return Err(catalog_status(CatalogError::ProjectDeleted));
         }
-        .await;
-        if let Err(status) = outcome {
-            // Nothing half-written stays behind.
-            if let Err(err) = upload.abort().await {
-                tracing::warn!(%key, error = %err, "aborting an upload failed");
+        let path = Path::from(upload.key.as_str());
+        upload::receive(&self.backend.store, &path, &upload, &mut stream).await?;
+
+        let now = chrono::Utc::now();
+        let record = ObjectRecord {
+            key: upload.key.clone(),
+            owner: upload.locator.owner.clone(),
+            project_id: upload.project_id,
+            run_id: upload.run_id,
+            size_bytes: upload.size as i64,
+            sha256: upload.sha256.clone(),
+            content_type: upload.content_type.clone(),
+            created_at: now,
+            expires_at: (upload.kind == AssetKind::Preview)
+                .then_some(self.preview_ttl)
+                .flatten()
+                .map(|ttl| now + ttl),
+            deleted_at: None,
+        };
+        if let Err(err) = self.catalog.record(&record).await {
+            // Unrecorded bytes are never served; remove them rather than leave
+            // them for no one.
+            if let Err(delete) = self.backend.store.delete(&path).await {
+                tracing::warn!(key = %upload.key, error = %delete, "removing unrecorded bytes failed");
             }
-            metrics::counter!("cadenza_storage_errors_total", "operation" => "put", "kind" => "rejected").increment(1);
-            return Err(status);
+            return Err(catalog_status(err));
         }
-        upload.complete().await.map_err(store_status)?;
-        metrics::counter!("cadenza_storage_bytes_in_total").increment(received);
-        tracing::debug!(%key, bytes = received, "object stored");
-        Ok(Response::new(info(
-            &key,
-            received,
-            expected_sha,
-            chrono::Utc::now(),
-        )))
+        metrics::counter!("cadenza_storage_bytes_in_total").increment(upload.size);
+        tracing::debug!(key = %upload.key, bytes = upload.size, "object stored");
+        Ok(info(&record))
     }
 
-    type GetObjectStream = BoxStream<GetObjectResponse>;
-
-    async fn get_object(
-        &self,
-        request: Request<GetObjectRequest>,
-    ) -> Result<Response<Self::GetObjectStream>, Status> {
-        let request = request.into_inner();
-        let path = owned_key(&request.key, &request.owner)?;
-        let key = request.key;
-        let range = match (request.offset, request.length) {
-            (0, 0) => None,
-            (offset, 0) => Some(GetRange::Offset(offset)),
-            (offset, length) => Some(GetRange::Bounded(offset..offset.saturating_add(length))),
+    async fn get(&self, request: GetObjectRequest) -> Result<BoxStream<GetObjectResponse>, Status> {
+        let (path, record) = self.readable(&request.key, &request.owner).await?;
+        let size = record.size_bytes as u64;
+        if request.offset >= size && !(request.offset == 0 && size == 0) {
+            return Err(status::with_reason(
+                tonic::Code::OutOfRange,
+                "RANGE_NOT_SATISFIABLE",
+                format!(
+                    "offset {} is past the end of the object ({size} bytes)",
+                    request.offset
+                ),
+            ));
+        }
+        let end = match request.length {
+            0 => size,
+            length => request.offset.saturating_add(length).min(size),
         };
         let options = GetOptions {
-            range,
+            range: Some(GetRange::Bounded(request.offset..end)),
             ..GetOptions::default()
         };
         let result = match self.backend.store.get_opts(&path, options).await {
             Err(object_store::Error::NotFound { .. }) => {
-                return Err(status::not_found("OBJECT_NOT_FOUND", "no such object"));
-            }
-            // A range starting past the end of the object.
-            Err(err)
-                if request.offset > 0 && matches!(err, object_store::Error::Generic { .. }) =>
-            {
+                tracing::error!(key = %record.key, "catalogued object has no bytes in the store");
                 return Err(status::with_reason(
-                    tonic::Code::OutOfRange,
-                    "RANGE_NOT_SATISFIABLE",
-                    format!("offset {} is past the end of the object", request.offset),
+                    tonic::Code::DataLoss,
+                    "OBJECT_BYTES_MISSING",
+                    "the object's bytes are missing from the store",
                 ));
             }
             other => other.map_err(store_status)?,
         };
         let first = GetObjectResponse {
-            info: Some(info(
-                &key,
-                result.meta.size,
-                String::new(),
-                result.meta.last_modified,
-            )),
-            chunk: Vec::new(),
+            info: Some(info(&record)),
+            chunk: bytes::Bytes::new(),
         };
-        let mut upstream = result.into_stream();
-        // Stores hand out small buffers (8 KiB from the local filesystem); sending
-        // each as a message would cost a frame and a wake-up per 8 KiB.
-        let stream = async_stream::try_stream! {
-            yield first;
-            let mut buffer = Vec::with_capacity(READ_CHUNK);
-            while let Some(bytes) = upstream.next().await {
-                let bytes = bytes.map_err(store_status)?;
-                metrics::counter!("cadenza_storage_bytes_out_total").increment(bytes.len() as u64);
-                let mut rest = &bytes[..];
-                while !rest.is_empty() {
-                    let take = (READ_CHUNK - buffer.len()).min(rest.len());
-                    buffer.extend_from_slice(&rest[..take]);
-                    rest = &rest[take..];
-                    if buffer.len() == READ_CHUNK {
-                        let full = std::mem::replace(&mut buffer, Vec::with_capacity(READ_CHUNK));
-                        yield GetObjectResponse { info: None, chunk: full };
-                    }
-                }
-            }
-            if !buffer.is_empty() {
-                yield GetObjectResponse { info: None, chunk: buffer };
-            }
-        };
-        Ok(Response::new(Box::pin(stream)))
-    }
-
-    async fn stat_object(
-        &self,
-        request: Request<StatObjectRequest>,
-    ) -> Result<Response<ObjectInfo>, Status> {
-        let request = request.into_inner();
-        let path = owned_key(&request.key, &request.owner)?;
-        let key = request.key;
-        let meta = self.backend.store.head(&path).await.map_err(store_status)?;
-        Ok(Response::new(info(
-            &key,
-            meta.size,
-            String::new(),
-            meta.last_modified,
+        Ok(Box::pin(download::chunked(
+            first,
+            download::payload_stream(result),
         )))
     }
 
-    async fn delete_project_objects(
+    async fn sign(
         &self,
-        request: Request<DeleteProjectObjectsRequest>,
-    ) -> Result<Response<DeleteProjectObjectsResponse>, Status> {
-        let request = request.into_inner();
-        let owner = keys::owner(&request.owner).map_err(key_status)?;
-        let project = keys::uuid(&request.project_id, "project_id").map_err(key_status)?;
-        let prefix = Path::from(keys::project_prefix(owner, project));
-        let objects: Vec<_> = self
-            .backend
-            .store
-            .list(Some(&prefix))
-            .map_ok(|meta| meta.location)
-            .try_collect()
-            .await
-            .map_err(store_status)?;
-        let mut deleted = 0u64;
-        for location in objects {
-            match self.backend.store.delete(&location).await {
-                Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                Err(err) => return Err(store_status(err)),
-            }
-        }
-        Ok(Response::new(DeleteProjectObjectsResponse {
-            deleted_count: deleted,
-        }))
-    }
-
-    async fn sign_download_url(
-        &self,
-        request: Request<SignDownloadUrlRequest>,
-    ) -> Result<Response<SignDownloadUrlResponse>, Status> {
-        let request = request.into_inner();
-        let path = owned_key(&request.key, &request.owner)?;
+        request: SignDownloadUrlRequest,
+    ) -> Result<SignDownloadUrlResponse, Status> {
         if !(1..=MAX_URL_SECONDS).contains(&request.expire_seconds) {
             return Err(status::invalid_argument(vec![Violation::new(
                 "expire_seconds",
@@ -314,34 +297,74 @@ impl StorageService for StorageApi {
             )]));
         }
         // Signing a missing object would hand out a URL that can only 404.
-        self.backend.store.head(&path).await.map_err(store_status)?;
-        let expires =
-            chrono::Utc::now() + chrono::Duration::seconds(i64::from(request.expire_seconds));
+        let (_, record) = self.readable(&request.key, &request.owner).await?;
+        let now = chrono::Utc::now();
+        let requested = now + chrono::Duration::seconds(i64::from(request.expire_seconds));
+        // A URL never outlives the object: a presigned S3 URL bypasses the catalog.
+        let expires = record.expires_at.map_or(requested, |at| at.min(requested));
         let name = safe_download_name(if request.download_name.is_empty() {
             request.key.rsplit('/').next().unwrap_or("download")
         } else {
             &request.download_name
         });
-        let lifetime = Duration::from_secs(u64::from(request.expire_seconds));
+        let lifetime = (expires - now).to_std().unwrap_or(Duration::from_secs(1));
         if let Some(presigned) = self
             .backend
             .presigned_url(&request.key, lifetime, &name)
             .await
         {
-            return Ok(Response::new(SignDownloadUrlResponse {
+            return Ok(SignDownloadUrlResponse {
                 url: presigned.map_err(store_status)?,
                 expire_time: Some(cadenza_proto::timestamp(expires)),
-            }));
+            });
         }
         let exp = expires.timestamp();
         let sig = self.signer.sign(&request.key, exp, &name);
-        let url = format!(
-            "{}/v1/files/{}?exp={exp}&name={name}&sig={sig}",
-            self.public_url, request.key
-        );
-        Ok(Response::new(SignDownloadUrlResponse {
-            url,
+        Ok(SignDownloadUrlResponse {
+            url: format!(
+                "{}/v1/files/{}?exp={exp}&name={name}&sig={sig}",
+                self.public_url, request.key
+            ),
             expire_time: Some(cadenza_proto::timestamp(expires)),
-        }))
+        })
+    }
+
+    async fn list_owner(
+        &self,
+        request: ListOwnerObjectsRequest,
+    ) -> Result<ListOwnerObjectsResponse, Status> {
+        let owner = keys::owner(&request.owner).map_err(key_status)?;
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(status::invalid_argument(vec![Violation::new(
+                    "page_size",
+                    format!("must be 0 (for {DEFAULT_PAGE_SIZE}) to {MAX_PAGE_SIZE}"),
+                )]));
+            }
+        };
+        let after = page_token::decode(&request.page_token, owner)?;
+        let page = self
+            .catalog
+            .owner_objects(
+                owner,
+                after.as_deref(),
+                i64::from(page_size),
+                chrono::Utc::now(),
+            )
+            .await
+            .map_err(catalog_status)?;
+        Ok(ListOwnerObjectsResponse {
+            objects: page.objects.iter().map(info).collect(),
+            next_page_token: page
+                .next_after
+                .as_deref()
+                .map(page_token::encode)
+                .unwrap_or_default(),
+            object_count: page.object_count,
+            total_bytes: page.total_bytes,
+            pending_purge_bytes: page.pending_purge_bytes,
+        })
     }
 }

@@ -10,15 +10,18 @@ use axum::routing::get;
 use futures::TryStreamExt;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt};
+use object_store::{GetOptions, GetRange, ObjectStore};
 
-/// Serves the URLs this service signs itself (local and memory backends).
+use crate::catalog::Catalog;
 use crate::keys;
+use crate::observe::ERRORS;
 use crate::signing::UrlSigner;
 
+/// Serves the URLs this service signs itself (local and memory backends).
 #[derive(Clone)]
 pub struct FileServer {
     pub store: Arc<dyn ObjectStore>,
+    pub catalog: Catalog,
     pub signer: UrlSigner,
 }
 
@@ -40,54 +43,92 @@ fn forbidden() -> Response {
     (StatusCode::FORBIDDEN, "forbidden\n").into_response()
 }
 
+const LATENCY: &str = "cadenza_storage_http_request_duration_seconds";
+
 async fn serve_file(
     State(server): State<FileServer>,
     UrlPath(key): UrlPath<String>,
     Query(signature): Query<Signature>,
     headers: HeaderMap,
 ) -> Response {
-    if keys::parse_key(&key).is_err()
-        || signature.exp < chrono::Utc::now().timestamp()
+    let started = std::time::Instant::now();
+    let response = respond(&server, &key, &signature, &headers).await;
+    let status = response.status();
+    metrics::histogram!(LATENCY, "status" => status.as_str().to_owned())
+        .record(started.elapsed().as_secs_f64());
+    if status.is_client_error() || status.is_server_error() {
+        let kind = match status {
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "object_not_found",
+            StatusCode::RANGE_NOT_SATISFIABLE => "range_not_satisfiable",
+            _ => "internal",
+        };
+        metrics::counter!(ERRORS, "operation" => "http_get", "kind" => kind).increment(1);
+    }
+    response
+}
+
+async fn respond(
+    server: &FileServer,
+    key: &str,
+    signature: &Signature,
+    headers: &HeaderMap,
+) -> Response {
+    let now = chrono::Utc::now();
+    if keys::parse_key(key).is_err()
+        || signature.exp < now.timestamp()
         || !server
             .signer
-            .verify(&key, signature.exp, &signature.name, &signature.sig)
+            .verify(key, signature.exp, &signature.name, &signature.sig)
     {
-        metrics::counter!("cadenza_storage_errors_total", "operation" => "http_get", "kind" => "forbidden").increment(1);
         return forbidden();
     }
-    let path = Path::from(key.as_str());
-    let meta = match server.store.head(&path).await {
-        Ok(meta) => meta,
-        Err(object_store::Error::NotFound { .. }) => {
-            return (StatusCode::NOT_FOUND, "not found\n").into_response();
-        }
+    // A deleted or expired object is gone for signed URLs too.
+    let record = match server.catalog.live(key, now).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return (StatusCode::NOT_FOUND, "not found\n").into_response(),
         Err(err) => {
-            tracing::error!(%key, error = %err, "reading object metadata failed");
-            return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+            tracing::warn!(%key, error = %err, "catalog unavailable");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
-    let range = match headers
-        .get(header::RANGE)
-        .map(|v| parse_range(v, meta.size))
+    let size = record.size_bytes as u64;
+    // The content's own checksum: the same bytes always carry the same tag.
+    let etag = format!("\"{}\"", record.sha256);
+    if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|tag| tag.trim() == etag || tag.trim() == "*")
+        })
     {
+        return Response::builder()
+            .status(StatusCode::NOT_MODIFIED)
+            .header(header::ETAG, &etag)
+            .body(Body::empty())
+            .unwrap_or_else(|_| StatusCode::NOT_MODIFIED.into_response());
+    }
+    let path = Path::from(key);
+    let range = match headers.get(header::RANGE).map(|v| parse_range(v, size)) {
         None => None,
         Some(Ok(range)) => Some(range),
         Some(Err(())) => {
             return Response::builder()
                 .status(StatusCode::RANGE_NOT_SATISFIABLE)
-                .header(header::CONTENT_RANGE, format!("bytes */{}", meta.size))
+                .header(header::CONTENT_RANGE, format!("bytes */{size}"))
                 .body(Body::empty())
                 .unwrap_or_else(|_| StatusCode::RANGE_NOT_SATISFIABLE.into_response());
         }
     };
     let options = GetOptions {
-        range: range.clone().map(GetRange::Bounded),
+        range: Some(GetRange::Bounded(range.clone().unwrap_or(0..size))),
         ..GetOptions::default()
     };
     let result = match server.store.get_opts(&path, options).await {
         Ok(result) => result,
         Err(err) => {
-            tracing::error!(%key, error = %err, "reading object failed");
+            tracing::error!(%key, error = %err, "reading a catalogued object failed");
             return StatusCode::INTERNAL_SERVER_ERROR.into_response();
         }
     };
@@ -95,28 +136,23 @@ async fn serve_file(
     let length = served.end - served.start;
     metrics::counter!("cadenza_storage_bytes_out_total").increment(length);
     let mut response = Response::builder()
-        .header(header::CONTENT_TYPE, keys::content_type_for(&key))
+        .header(header::CONTENT_TYPE, &record.content_type)
         .header(header::CONTENT_LENGTH, length)
         .header(header::ACCEPT_RANGES, "bytes")
         .header(header::CACHE_CONTROL, "private, max-age=300")
         .header(
             header::CONTENT_DISPOSITION,
             format!("attachment; filename=\"{}\"", signature.name),
-        );
-    if let Some(tag) = meta
-        .e_tag
-        .as_deref()
-        .and_then(|t| HeaderValue::from_str(&format!("\"{}\"", t.trim_matches('"'))).ok())
-    {
-        response = response.header(header::ETAG, tag);
-    }
+        )
+        .header(header::ETAG, etag);
     if range.is_some() {
         response = response.status(StatusCode::PARTIAL_CONTENT).header(
             header::CONTENT_RANGE,
-            format!("bytes {}-{}/{}", served.start, served.end - 1, meta.size),
+            format!("bytes {}-{}/{size}", served.start, served.end - 1),
         );
     }
-    let body = Body::from_stream(result.into_stream().map_err(std::io::Error::other));
+    let body =
+        Body::from_stream(crate::download::payload_stream(result).map_err(std::io::Error::other));
     response
         .body(body)
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())

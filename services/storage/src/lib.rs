@@ -1,11 +1,17 @@
 #![doc = include_str!("../README.md")]
 
 pub mod backend;
+pub mod catalog;
 pub mod config;
+mod download;
 pub mod grpc;
 pub mod http;
 pub mod keys;
+pub mod lifecycle;
+mod observe;
+mod page_token;
 pub mod signing;
+mod upload;
 
 use anyhow::Context;
 use cadenza_proto::v1::storage_service_server::StorageServiceServer;
@@ -58,31 +64,56 @@ pub async fn run(
     };
     tracing::info!(backend = ?backend.kind, "object store ready");
     let store = backend.store.clone();
+    let mut db_config = cadenza_db::DbConfig::new(&config.database_url, "cadenza-storage");
+    db_config.max_connections = config.db_pool_size;
+    let pool = cadenza_db::build_pool(&db_config)?;
+    let catalog = catalog::Catalog::new(pool.clone());
     let signer = signing::UrlSigner::new(config.signing_key.clone());
     let api = grpc::StorageApi {
         backend: backend.clone(),
+        catalog: catalog.clone(),
         signer: signer.clone(),
         public_url: config.public_url.clone(),
         max_object_bytes: config.max_object_bytes,
+        preview_ttl: config.lifecycle.preview_ttl,
     };
 
     let (health, health_service) =
         cadenza_runtime::Health::new(vec!["cadenza.v1.StorageService"]).await;
     let probe_backend = backend.clone();
     tokio::spawn(health.track(
-        vec![(
-            "object store",
-            cadenza_runtime::probe(move || {
-                let backend = probe_backend.clone();
-                async move { backend.reachable().await }
-            }),
-        )],
+        vec![
+            (
+                "object store",
+                cadenza_runtime::probe(move || {
+                    let backend = probe_backend.clone();
+                    async move { backend.reachable().await }
+                }),
+            ),
+            (
+                "postgres",
+                cadenza_runtime::probe(move || {
+                    let pool = pool.clone();
+                    async move { cadenza_db::pool::ping(&pool).await }
+                }),
+            ),
+        ],
+        shutdown.clone(),
+    ));
+    tokio::spawn(lifecycle::run(
+        catalog.clone(),
+        store.clone(),
+        config.lifecycle,
         shutdown.clone(),
     ));
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
 
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
-    let http_app = http::router(http::FileServer { store, signer });
+    let http_app = http::router(http::FileServer {
+        store,
+        catalog,
+        signer,
+    });
     let http_shutdown = shutdown.clone();
     let http_task = tokio::spawn(async move {
         axum::serve(listeners.http, http_app)

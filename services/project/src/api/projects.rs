@@ -219,8 +219,10 @@ impl ProjectService for ProjectApi {
             Ok::<_, ApiError>(())
         })
         .await?;
-        // The rows are gone from every view; the bytes go now. A failure here only
-        // leaves objects for the storage sweep, never a visible half-deleted project.
+        // The rows are gone from every view; storage now hides the bytes and purges
+        // them after its grace period. If storage cannot be reached the project is
+        // still deleted for the user, but its bytes stay until an operator reruns
+        // the deletion (see docs/operations.md).
         let mut storage = self.shared.storage.clone();
         if let Err(err) = storage
             .delete_project_objects(v1::DeleteProjectObjectsRequest {

@@ -7,10 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cadenza_config::SecretString;
+use cadenza_db::testing::TestDatabase;
 use cadenza_proto::v1::{
     self, put_object_request::Part, storage_service_client::StorageServiceClient,
 };
-use cadenza_storage::backend::{BackendKind, S3Config};
+use cadenza_storage::backend::{Backend, BackendKind, S3Config};
+use cadenza_storage::catalog::Catalog;
+use cadenza_storage::lifecycle::{self, LifecycleConfig, SweepReport};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -86,6 +89,7 @@ impl S3Server {
             access_key_id: Some(SecretString::from("testing")),
             secret_access_key: Some(SecretString::from("testing")),
             allow_http: true,
+            retry_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -102,6 +106,10 @@ pub struct Storage {
     pub data: tempfile::TempDir,
     pub shutdown: CancellationToken,
     pub http_url: String,
+    /// The object store the service writes to, for looking behind its back.
+    pub backend: Backend,
+    pub catalog: Catalog,
+    pub db: TestDatabase,
     _s3: Option<S3Server>,
 }
 
@@ -111,11 +119,39 @@ impl Drop for Storage {
     }
 }
 
+/// How to start the service in a test.
+#[derive(Default)]
+pub struct Options {
+    pub preview_ttl: Option<chrono::Duration>,
+    /// Reach the S3 server through this endpoint (a proxy) instead of directly.
+    pub s3_endpoint: Option<String>,
+}
+
 pub async fn start(backend: BackendKind) -> Storage {
-    let s3 = match backend {
+    start_with(backend, Options::default()).await
+}
+
+pub async fn start_with(kind: BackendKind, options: Options) -> Storage {
+    let s3 = match kind {
         BackendKind::S3 => Some(S3Server::start().await),
         _ => None,
     };
+    let s3_config = s3.as_ref().map(S3Server::config);
+    launch(kind, s3_config, s3, options).await
+}
+
+/// The service on an S3 server the test owns (and may interfere with).
+pub async fn start_with_s3(server: &S3Server, options: Options) -> Storage {
+    launch(BackendKind::S3, Some(server.config()), None, options).await
+}
+
+async fn launch(
+    kind: BackendKind,
+    s3_direct: Option<S3Config>,
+    s3: Option<S3Server>,
+    options: Options,
+) -> Storage {
+    let db = TestDatabase::create().await;
     let data = tempfile::tempdir().expect("tempdir");
     let grpc = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -123,17 +159,40 @@ pub async fn start(backend: BackendKind) -> Storage {
         grpc.local_addr().expect("addr"),
         http.local_addr().expect("addr"),
     );
+    let s3_config = s3_direct.clone().map(|mut config| {
+        if let Some(endpoint) = &options.s3_endpoint {
+            config.endpoint = Some(endpoint.clone());
+        }
+        config
+    });
+    // The memory backend is private to the service; tests look at it through
+    // the service only.
+    let backend = match kind {
+        BackendKind::Local => Backend::local(data.path()).expect("local store"),
+        BackendKind::Memory => Backend::memory(),
+        BackendKind::S3 => Backend::s3(s3_direct.as_ref().expect("s3 settings")).expect("s3 store"),
+    };
     let config = cadenza_storage::Config {
         grpc_addr,
         http_addr,
         admin_addr: "127.0.0.1:0".parse().expect("addr"),
         public_url: format!("http://{http_addr}"),
-        backend,
+        backend: kind,
         data_dir: data.path().to_path_buf(),
-        s3: s3.as_ref().map(S3Server::config),
+        s3: s3_config,
         signing_key: SecretString::from(KEY),
         max_object_bytes: 64 << 20,
+        database_url: db.url.clone(),
+        db_pool_size: 4,
+        lifecycle: LifecycleConfig {
+            purge_after: chrono::Duration::days(30),
+            preview_ttl: options.preview_ttl,
+            // Tests sweep by hand, with a clock of their choosing.
+            sweep_every: Duration::from_secs(24 * 3600),
+        },
     };
+    let pool =
+        cadenza_db::build_pool(&cadenza_db::DbConfig::new(&db.url, "storage-test")).expect("pool");
     let shutdown = CancellationToken::new();
     let listeners = cadenza_storage::Listeners {
         grpc,
@@ -152,7 +211,24 @@ pub async fn start(backend: BackendKind) -> Storage {
         data,
         shutdown,
         http_url: format!("http://{http_addr}"),
+        backend,
+        catalog: Catalog::new(pool),
+        db,
         _s3: s3,
+    }
+}
+
+impl Storage {
+    /// Runs the lifecycle sweep as a replica would, with the clock at `now`.
+    pub async fn sweep(&self, now: chrono::DateTime<chrono::Utc>) -> SweepReport {
+        lifecycle::sweep(
+            &self.catalog,
+            &self.backend.store,
+            chrono::Duration::days(30),
+            now,
+        )
+        .await
+        .expect("sweep")
     }
 }
 
@@ -177,11 +253,12 @@ pub fn upload_messages(
             content_type: "audio/wav".into(),
             size_bytes: declared_size,
             sha256,
+            kind: v1::AssetKind::Master as i32,
         })),
     };
     std::iter::once(header)
         .chain(chunks.into_iter().map(|c| v1::PutObjectRequest {
-            part: Some(Part::Chunk(c)),
+            part: Some(Part::Chunk(c.into())),
         }))
         .collect()
 }
@@ -223,4 +300,31 @@ pub async fn get(
         read.extend_from_slice(&part.chunk);
     }
     Ok(read)
+}
+
+/// Uploads `bytes` as `owner`'s `file` in `project`, declared as `kind`.
+pub async fn put_as(
+    storage: &mut Storage,
+    owner: &str,
+    project: &str,
+    file: &str,
+    bytes: &[u8],
+    kind: v1::AssetKind,
+) -> Result<v1::ObjectInfo, tonic::Status> {
+    let mut located = locator(owner, file);
+    located.project_id = project.into();
+    let mut messages = upload_messages(
+        located,
+        bytes.len() as i64,
+        hex::encode(Sha256::digest(bytes)),
+        vec![bytes.to_vec()],
+    );
+    if let Some(Part::Header(header)) = &mut messages[0].part {
+        header.kind = kind as i32;
+    }
+    storage
+        .client
+        .put_object(futures::stream::iter(messages))
+        .await
+        .map(|r| r.into_inner())
 }

@@ -1,0 +1,2 @@
+DROP TABLE storage_deleted_projects;
+DROP TABLE storage_objects;
