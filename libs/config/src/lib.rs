@@ -152,6 +152,39 @@ impl Env {
     }
 }
 
+/// The token signing secrets shared by the gateway (verifies) and `project`
+/// (signs): `CADENZA_JWT_SECRET`, the active one, required outside dev mode, and
+/// `CADENZA_JWT_PREVIOUS_SECRETS`, comma-separated secrets that still verify
+/// tokens signed before a rotation.
+#[derive(Debug, Clone, Default)]
+pub struct JwtSecrets {
+    pub active: Option<SecretString>,
+    pub previous: Vec<SecretString>,
+}
+
+impl JwtSecrets {
+    pub fn from_env(env: &mut Env, dev_mode: bool) -> Self {
+        let active = env.secret("CADENZA_JWT_SECRET");
+        if active.is_none() && !dev_mode {
+            env.problem(
+                "CADENZA_JWT_SECRET",
+                "required outside dev mode (at least 32 bytes)",
+            );
+        }
+        let previous = env
+            .optional("CADENZA_JWT_PREVIOUS_SECRETS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| SecretString::from(s.to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Self { active, previous }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

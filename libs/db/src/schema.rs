@@ -156,6 +156,33 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Uuid,
+        email -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> Timestamptz,
+        accepted_terms_version -> Nullable<Text>,
+        terms_accepted_at -> Nullable<Timestamptz>,
+        deleted_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    refresh_tokens (id) {
+        id -> Uuid,
+        family_id -> Uuid,
+        user_id -> Uuid,
+        token_hash -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(runs -> projects (project_id));
 diesel::joinable!(stages -> runs (run_id));
 diesel::joinable!(assets -> projects (project_id));
@@ -173,4 +200,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbox,
     storage_objects,
     storage_deleted_projects,
+    users,
+    refresh_tokens,
 );

@@ -34,7 +34,9 @@ async fn schema_matches_the_database() {
         idempotency_keys,
         inbox,
         storage_objects,
-        storage_deleted_projects
+        storage_deleted_projects,
+        users,
+        refresh_tokens
     );
 }
 

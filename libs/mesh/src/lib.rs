@@ -106,6 +106,15 @@ impl Mesh {
 
         let dev_mode = env.flag("CADENZA_DEV_MODE", true);
         env.set("CADENZA_DEV_MODE", dev_mode.to_string());
+        // The gateway verifies what `project` signs: in one process they share
+        // one key, random unless configured.
+        if dev_mode && env.optional("CADENZA_JWT_SECRET").is_none() {
+            use cadenza_config::ExposeSecret;
+            env.set(
+                "CADENZA_JWT_SECRET",
+                cadenza_auth::random_secret().expose_secret(),
+            );
+        }
         let storage_config = cadenza_storage::Config::from_env(&mut env, dev_mode);
         let mut project_config = cadenza_project::Config::from_env(&mut env);
         // Four services share one machine's connections: keep the pool modest.

@@ -26,6 +26,13 @@ impl TestMesh {
     /// Starts a mesh. Fails the test, saying how to fix it, when Postgres or
     /// RabbitMQ is not running.
     pub async fn start() -> Self {
+        let mut env = cadenza_config::Env::default();
+        env.set("CADENZA_DEV_MODE", "true");
+        Self::start_with(env).await
+    }
+
+    /// Starts a mesh with these settings (for example dev mode off, with secrets).
+    pub async fn start_with(env: cadenza_config::Env) -> Self {
         cadenza_telemetry::init_for_test();
         let database = TestDatabase::create().await;
         let amqp_url =
@@ -37,8 +44,6 @@ impl TestMesh {
         }
         let queue_prefix = format!("cadenza-test-{}", uuid::Uuid::new_v4().simple());
         let data_dir = tempfile::tempdir().expect("temporary data directory");
-        let mut env = cadenza_config::Env::default();
-        env.set("CADENZA_DEV_MODE", "true");
         let config = MeshConfig {
             database_url: database.url.clone(),
             amqp_url: amqp_url.clone(),

@@ -8,8 +8,35 @@ use tonic::{Request, Status};
 /// Set on every upstream request; `project` trusts only the gateway to set it.
 pub const SUBJECT_HEADER: &str = "x-cadenza-subject";
 
-/// The verified subject of a request's bearer token.
-pub fn authenticate<T>(keys: &TokenKeys, request: &Request<T>) -> Result<String, Status> {
+/// Who a verified token speaks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub subject: String,
+    /// `viewer`, `user` or `admin`.
+    pub role: String,
+}
+
+impl Caller {
+    /// Viewers read; everything that creates, changes or generates is refused.
+    pub fn may_write(&self) -> Result<(), Status> {
+        if self.role == "viewer" {
+            return Err(status::with_reason(
+                tonic::Code::PermissionDenied,
+                "VIEWER_READ_ONLY",
+                "your account can view songs but not create or change them",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The verified caller of a request's bearer token. Tokens without a role are
+/// dev tokens: accepted only in dev mode.
+pub fn authenticate<T>(
+    keys: &TokenKeys,
+    dev_mode: bool,
+    request: &Request<T>,
+) -> Result<Caller, Status> {
     let header = request.metadata().get("authorization").ok_or_else(|| {
         status::unauthenticated("sign in first: send `authorization: Bearer <token>`")
     })?;
@@ -26,7 +53,19 @@ pub fn authenticate<T>(keys: &TokenKeys, request: &Request<T>) -> Result<String,
             status::unauthenticated("the authorization header must be `Bearer <token>`")
         })?;
     match keys.verify(token) {
-        Ok(claims) => Ok(claims.sub),
+        Ok(claims) => match claims.role {
+            Some(role) => Ok(Caller {
+                subject: claims.sub,
+                role,
+            }),
+            None if dev_mode => Ok(Caller {
+                subject: claims.sub,
+                role: "user".into(),
+            }),
+            None => Err(status::unauthenticated(
+                "dev tokens are accepted only in dev mode; sign in with an account",
+            )),
+        },
         Err(AuthError::Expired) => Err(status::unauthenticated(
             "your access token has expired; sign in again",
         )),

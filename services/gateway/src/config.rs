@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use cadenza_config::{Env, SecretString};
+use cadenza_config::{Env, JwtSecrets};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
@@ -14,27 +14,21 @@ pub struct Config {
     pub admin_addr: SocketAddr,
     pub project_url: String,
     pub dev_mode: bool,
-    /// `None` only in dev mode: a random key is made at start-up.
-    pub jwt_secret: Option<SecretString>,
+    /// No active secret only in dev mode: a random key is made at start-up.
+    pub jwt: JwtSecrets,
     pub cors_origins: Vec<String>,
 }
 
 impl Config {
     pub fn from_env(env: &mut Env) -> Self {
         let dev_mode = env.flag("CADENZA_DEV_MODE", false);
-        let jwt_secret = env.secret("CADENZA_JWT_SECRET");
-        if jwt_secret.is_none() && !dev_mode {
-            env.problem(
-                "CADENZA_JWT_SECRET",
-                "required outside dev mode (at least 32 bytes)",
-            );
-        }
+        let jwt = JwtSecrets::from_env(env, dev_mode);
         Self {
             addr: env.addr("CADENZA_GATEWAY_ADDR", DEFAULT_ADDR),
             admin_addr: env.addr("CADENZA_GATEWAY_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             project_url: env.string("CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
             dev_mode,
-            jwt_secret,
+            jwt,
             cors_origins: env
                 .string("CADENZA_CORS_ORIGINS", "")
                 .split(',')

@@ -10,6 +10,7 @@ use anyhow::Context;
 use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
     asset_service_client::AssetServiceClient, asset_service_server::AssetServiceServer,
+    auth_service_client::AuthServiceClient, auth_service_server::AuthServiceServer,
     dev_service_server::DevServiceServer, project_service_client::ProjectServiceClient,
     project_service_server::ProjectServiceServer, track_service_client::TrackServiceClient,
     track_service_server::TrackServiceServer,
@@ -59,16 +60,16 @@ pub async fn run(
     listeners: Listeners,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let keys = match &config.jwt_secret {
-        Some(secret) => TokenKeys::new(secret).context("CADENZA_JWT_SECRET")?,
-        None => {
-            tracing::warn!("dev mode: using a random token key; tokens die with this process");
-            TokenKeys::random()
-        }
-    };
+    if config.jwt.active.is_none() {
+        tracing::warn!("dev mode: using a random token key; tokens die with this process");
+    }
+    let keys = TokenKeys::from_secrets(config.jwt.active.as_ref(), &config.jwt.previous)
+        .context("CADENZA_JWT_SECRET / CADENZA_JWT_PREVIOUS_SECRETS")?;
     let channel = cadenza_telemetry::grpc::lazy_channel(&config.project_url)?;
     let proxy = proxy::Proxy {
         keys: keys.clone(),
+        dev_mode: config.dev_mode,
+        auth: AuthServiceClient::new(channel.clone()),
         projects: ProjectServiceClient::new(channel.clone()),
         tracks: TrackServiceClient::new(channel.clone()),
         assets: AssetServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
@@ -78,6 +79,7 @@ pub async fn run(
         "cadenza.v1.ProjectService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
+        "cadenza.v1.AuthService",
     ])
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -121,6 +123,9 @@ pub async fn run(
         )
         .add_service(
             TrackServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            AuthServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_optional_service(dev)

@@ -4,8 +4,8 @@ use std::pin::Pin;
 
 use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
-    self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
-    track_service_client::TrackServiceClient,
+    self, asset_service_client::AssetServiceClient, auth_service_client::AuthServiceClient,
+    project_service_client::ProjectServiceClient, track_service_client::TrackServiceClient,
 };
 use cadenza_telemetry::grpc::TracedChannel;
 use futures::Stream;
@@ -18,6 +18,8 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 #[derive(Clone)]
 pub struct Proxy {
     pub keys: TokenKeys,
+    pub dev_mode: bool,
+    pub auth: AuthServiceClient<TracedChannel>,
     pub projects: ProjectServiceClient<TracedChannel>,
     pub tracks: TrackServiceClient<TracedChannel>,
     pub assets: AssetServiceClient<TracedChannel>,
@@ -26,17 +28,38 @@ pub struct Proxy {
 /// Forwards one unary call to `$client.$method` as the authenticated caller.
 macro_rules! forward {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let subject = authenticate(&$self.keys, &$request)?;
-        let call = upstream(&subject, $request.into_inner())?;
+        let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        let call = upstream(&caller.subject, $request.into_inner())?;
         $self.$client.clone().$method(call).await
+    }};
+}
+
+/// Like `forward!`, for calls that create, change or generate: viewers are refused.
+macro_rules! forward_write {
+    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
+        let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        caller.may_write()?;
+        let call = upstream(&caller.subject, $request.into_inner())?;
+        $self.$client.clone().$method(call).await
+    }};
+}
+
+/// Forwards a call that needs no token (signing in), with nothing but the message.
+macro_rules! forward_anonymous {
+    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
+        $self
+            .$client
+            .clone()
+            .$method(Request::new($request.into_inner()))
+            .await
     }};
 }
 
 /// Forwards a server-streaming call, passing the upstream stream through.
 macro_rules! forward_stream {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let subject = authenticate(&$self.keys, &$request)?;
-        let call = upstream(&subject, $request.into_inner())?;
+        let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        let call = upstream(&caller.subject, $request.into_inner())?;
         let response = $self.$client.clone().$method(call).await?;
         Ok(Response::new(
             Box::pin(response.into_inner()) as BoxStream<_>
@@ -50,7 +73,7 @@ impl v1::project_service_server::ProjectService for Proxy {
         &self,
         request: Request<v1::CreateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward!(self, request, projects, create_project)
+        forward_write!(self, request, projects, create_project)
     }
     async fn get_project(
         &self,
@@ -68,25 +91,25 @@ impl v1::project_service_server::ProjectService for Proxy {
         &self,
         request: Request<v1::UpdateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward!(self, request, projects, update_project)
+        forward_write!(self, request, projects, update_project)
     }
     async fn delete_project(
         &self,
         request: Request<v1::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
-        forward!(self, request, projects, delete_project)
+        forward_write!(self, request, projects, delete_project)
     }
     async fn generate_song(
         &self,
         request: Request<v1::GenerateSongRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        forward!(self, request, projects, generate_song)
+        forward_write!(self, request, projects, generate_song)
     }
     async fn cancel_generation(
         &self,
         request: Request<v1::CancelGenerationRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        forward!(self, request, projects, cancel_generation)
+        forward_write!(self, request, projects, cancel_generation)
     }
     async fn get_project_status(
         &self,
@@ -115,7 +138,7 @@ impl v1::track_service_server::TrackService for Proxy {
         &self,
         request: Request<v1::CreateTrackRequest>,
     ) -> Result<Response<v1::CreateTrackResponse>, Status> {
-        forward!(self, request, tracks, create_track)
+        forward_write!(self, request, tracks, create_track)
     }
     async fn get_track(
         &self,
@@ -151,6 +174,43 @@ impl v1::asset_service_server::AssetService for Proxy {
         request: Request<v1::ReadAssetRequest>,
     ) -> Result<Response<Self::ReadAssetStream>, Status> {
         forward_stream!(self, request, assets, read_asset)
+    }
+}
+
+#[tonic::async_trait]
+impl v1::auth_service_server::AuthService for Proxy {
+    async fn register(
+        &self,
+        request: Request<v1::RegisterRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
+        forward_anonymous!(self, request, auth, register)
+    }
+    async fn login(
+        &self,
+        request: Request<v1::LoginRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
+        forward_anonymous!(self, request, auth, login)
+    }
+    async fn refresh(
+        &self,
+        request: Request<v1::RefreshRequest>,
+    ) -> Result<Response<v1::Session>, Status> {
+        forward_anonymous!(self, request, auth, refresh)
+    }
+    async fn logout(&self, request: Request<v1::LogoutRequest>) -> Result<Response<()>, Status> {
+        forward_anonymous!(self, request, auth, logout)
+    }
+    async fn get_current_user(
+        &self,
+        request: Request<v1::GetCurrentUserRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        forward!(self, request, auth, get_current_user)
+    }
+    async fn accept_terms(
+        &self,
+        request: Request<v1::AcceptTermsRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        forward!(self, request, auth, accept_terms)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use cadenza_config::Env;
+use cadenza_config::{Env, JwtSecrets};
 
 pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50061";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9091";
@@ -11,6 +11,9 @@ pub const DEFAULT_STORAGE_URL: &str = "http://127.0.0.1:50063";
 pub const DEFAULT_MAX_DURATION_SECONDS: u32 = 600;
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 pub const DEFAULT_DB_POOL_SIZE: usize = 16;
+pub const DEFAULT_ACCESS_TOKEN_SECONDS: i64 = 15 * 60;
+pub const DEFAULT_REFRESH_TOKEN_DAYS: i64 = 30;
+pub const DEFAULT_TERMS_VERSION: &str = "2026-11-01";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -22,11 +25,31 @@ pub struct Config {
     pub storage_url: String,
     pub max_duration_seconds: u32,
     pub max_attempts: u32,
+    pub dev_mode: bool,
+    /// Signs access tokens; the gateway verifies them with the same secrets.
+    pub jwt: JwtSecrets,
+    pub access_token_seconds: i64,
+    pub refresh_token_days: i64,
+    pub terms_version: String,
 }
 
 impl Config {
     pub fn from_env(env: &mut Env) -> Self {
+        let dev_mode = env.flag("CADENZA_DEV_MODE", false);
         Self {
+            dev_mode,
+            jwt: JwtSecrets::from_env(env, dev_mode),
+            access_token_seconds: env.bounded(
+                "CADENZA_ACCESS_TOKEN_SECONDS",
+                DEFAULT_ACCESS_TOKEN_SECONDS,
+                60..=3600,
+            ),
+            refresh_token_days: env.bounded(
+                "CADENZA_REFRESH_TOKEN_DAYS",
+                DEFAULT_REFRESH_TOKEN_DAYS,
+                1..=365,
+            ),
+            terms_version: env.string("CADENZA_TERMS_VERSION", DEFAULT_TERMS_VERSION),
             grpc_addr: env.addr("CADENZA_PROJECT_ADDR", DEFAULT_GRPC_ADDR),
             admin_addr: env.addr("CADENZA_PROJECT_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),

@@ -15,6 +15,9 @@ pub enum ApiError {
     AlreadyExists(&'static str, String),
     #[error("{0}")]
     Unauthenticated(String),
+    /// UNAUTHENTICATED with a specific reason (a refresh token reused, expired).
+    #[error("{1}")]
+    Denied(&'static str, String),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("database pool: {0}")]
@@ -56,6 +59,9 @@ impl From<ApiError> for Status {
                 status::with_reason(Code::AlreadyExists, reason, message)
             }
             ApiError::Unauthenticated(message) => status::unauthenticated(message),
+            ApiError::Denied(reason, message) => {
+                status::with_reason(Code::Unauthenticated, reason, message)
+            }
             ApiError::Database(diesel::result::Error::NotFound) => {
                 status::not_found("NOT_FOUND", "the requested resource does not exist")
             }

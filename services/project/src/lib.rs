@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod domain;
@@ -15,8 +16,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cadenza_proto::v1::{
-    asset_service_server::AssetServiceServer, project_service_server::ProjectServiceServer,
-    storage_service_client::StorageServiceClient, track_service_server::TrackServiceServer,
+    asset_service_server::AssetServiceServer, auth_service_server::AuthServiceServer,
+    project_service_server::ProjectServiceServer, storage_service_client::StorageServiceClient,
+    track_service_server::TrackServiceServer,
 };
 use cadenza_queue::Publisher;
 use tokio::sync::Notify;
@@ -62,6 +64,21 @@ pub async fn run(
         max_duration_seconds: config.max_duration_seconds,
     };
 
+    if config.jwt.active.is_none() {
+        tracing::warn!(
+            "dev mode: signing access tokens with a random key; only a gateway in this process can verify them"
+        );
+    }
+    let accounts = accounts::AccountsConfig {
+        keys: Arc::new(
+            cadenza_auth::TokenKeys::from_secrets(config.jwt.active.as_ref(), &config.jwt.previous)
+                .context("CADENZA_JWT_SECRET / CADENZA_JWT_PREVIOUS_SECRETS")?,
+        ),
+        access_ttl: chrono::Duration::seconds(config.access_token_seconds),
+        refresh_ttl: chrono::Duration::days(config.refresh_token_days),
+        terms_version: config.terms_version.clone(),
+    };
+
     let mut tasks = tokio::task::JoinSet::new();
     tasks.spawn(relay::run(
         pool.clone(),
@@ -96,6 +113,7 @@ pub async fn run(
 
     let (health, health_service) = cadenza_runtime::Health::new(vec![
         "cadenza.v1.ProjectService",
+        "cadenza.v1.AuthService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
     ])
@@ -134,6 +152,10 @@ pub async fn run(
         }))
         .add_service(TrackServiceServer::new(api::tracks::TrackApi {
             shared: shared.clone(),
+        }))
+        .add_service(AuthServiceServer::new(accounts::api::AuthApi {
+            shared: shared.clone(),
+            config: accounts,
         }))
         .add_service(AssetServiceServer::new(api::assets::AssetApi { shared }))
         .serve_with_incoming_shutdown(

@@ -1,0 +1,309 @@
+//! Accounts through the gateway, against the real Postgres: registering, signing
+//! in, rotating refresh tokens with reuse detection, signing out, roles, key
+//! rotation, and dev tokens refused outside dev mode.
+
+use cadenza_auth::TokenKeys;
+use cadenza_config::{ExposeSecret, SecretString};
+use cadenza_mesh::testing::{TestMesh, authed};
+use cadenza_proto::v1::{
+    self, auth_service_client::AuthServiceClient, project_service_client::ProjectServiceClient,
+};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+const PASSWORD: &str = "a long enough passphrase";
+
+fn reason(status: &tonic::Status) -> String {
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+fn project(title: &str) -> v1::CreateProjectRequest {
+    v1::CreateProjectRequest {
+        project: Some(v1::Project {
+            title: title.into(),
+            prompt: "a calm piano piece".into(),
+            duration_seconds: 10,
+            ..Default::default()
+        }),
+        request_id: String::new(),
+    }
+}
+
+async fn register(
+    auth: &mut AuthServiceClient<tonic::transport::Channel>,
+    email: &str,
+) -> v1::Session {
+    auth.register(v1::RegisterRequest {
+        email: email.into(),
+        password: PASSWORD.into(),
+        accept_terms_version: String::new(),
+    })
+    .await
+    .expect("register")
+    .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn people_register_sign_in_and_rotate_their_sessions() {
+    let mesh = TestMesh::start().await;
+    let channel = mesh.channel().await;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut projects = ProjectServiceClient::new(channel);
+
+    let session = auth
+        .register(v1::RegisterRequest {
+            email: "  Alice@Example.COM ".into(),
+            password: PASSWORD.into(),
+            accept_terms_version: "2026-11-01".into(),
+        })
+        .await
+        .expect("register")
+        .into_inner();
+    let user = session.user.clone().expect("user");
+    assert_eq!(user.email, "alice@example.com");
+    assert_eq!(user.role, v1::Role::User as i32);
+    assert_eq!(user.accepted_terms_version, "2026-11-01");
+    assert!(user.terms_accept_time.is_some());
+    assert!(session.refresh_token.starts_with("cdz_rt_"));
+
+    // The access token works on the public API, as the new user.
+    let me = auth
+        .get_current_user(authed(&session.access_token, v1::GetCurrentUserRequest {}))
+        .await
+        .expect("current user")
+        .into_inner();
+    assert_eq!(me.name, user.name);
+    let created = projects
+        .create_project(authed(&session.access_token, project("first song")))
+        .await
+        .expect("create as a registered user")
+        .into_inner();
+    assert_eq!(created.title, "first song");
+
+    // One mailbox, one account, whatever the case.
+    let err = auth
+        .register(v1::RegisterRequest {
+            email: "ALICE@example.com".into(),
+            password: PASSWORD.into(),
+            accept_terms_version: String::new(),
+        })
+        .await
+        .expect_err("duplicate");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    let err = auth
+        .register(v1::RegisterRequest {
+            email: "not an address".into(),
+            password: "short".into(),
+            accept_terms_version: "1999-01-01".into(),
+        })
+        .await
+        .expect_err("invalid");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(
+        bad_fields(&err),
+        ["email", "password", "accept_terms_version"]
+    );
+
+    // Signing in: a wrong password and an unknown address are indistinguishable.
+    let signed_in = auth
+        .login(v1::LoginRequest {
+            email: "alice@EXAMPLE.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("login")
+        .into_inner();
+    assert_eq!(signed_in.user.expect("user").name, user.name);
+    let wrong_password = auth
+        .login(v1::LoginRequest {
+            email: "alice@example.com".into(),
+            password: "a long but wrong passphrase".into(),
+        })
+        .await
+        .expect_err("wrong password");
+    let unknown = auth
+        .login(v1::LoginRequest {
+            email: "nobody@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect_err("unknown address");
+    assert_eq!(wrong_password.code(), Code::Unauthenticated);
+    assert_eq!(
+        (unknown.code(), unknown.message()),
+        (wrong_password.code(), wrong_password.message())
+    );
+
+    // Refreshing rotates the refresh token.
+    let renewed = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: session.refresh_token.clone(),
+        })
+        .await
+        .expect("refresh")
+        .into_inner();
+    assert_ne!(renewed.refresh_token, session.refresh_token);
+    auth.get_current_user(authed(&renewed.access_token, v1::GetCurrentUserRequest {}))
+        .await
+        .expect("the renewed access token works");
+
+    // The spent token presented again: the whole family is revoked, including the
+    // token it was exchanged for.
+    let replay = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: session.refresh_token.clone(),
+        })
+        .await
+        .expect_err("replayed refresh token");
+    assert_eq!(replay.code(), Code::Unauthenticated);
+    assert_eq!(reason(&replay), "REFRESH_TOKEN_REUSED");
+    let after_theft = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: renewed.refresh_token.clone(),
+        })
+        .await
+        .expect_err("the family is revoked");
+    assert_eq!(after_theft.code(), Code::Unauthenticated);
+
+    // The other sign-in's family is untouched until it signs out.
+    auth.logout(v1::LogoutRequest {
+        refresh_token: signed_in.refresh_token.clone(),
+    })
+    .await
+    .expect("logout");
+    auth.logout(v1::LogoutRequest {
+        refresh_token: signed_in.refresh_token.clone(),
+    })
+    .await
+    .expect("logout is idempotent");
+    let err = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: signed_in.refresh_token,
+        })
+        .await
+        .expect_err("signed out");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let err = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: "cdz_rt_made-up".into(),
+        })
+        .await
+        .expect_err("made-up token");
+    assert_eq!(reason(&err), "REFRESH_TOKEN_INVALID");
+
+    // Input that looks like SQL is only ever data.
+    let odd = register(&mut auth, "robert');drop/**/table/**/users;--@example.com").await;
+    let me = auth
+        .get_current_user(authed(&odd.access_token, v1::GetCurrentUserRequest {}))
+        .await
+        .expect("odd user")
+        .into_inner();
+    assert_eq!(me.email, "robert');drop/**/table/**/users;--@example.com");
+    auth.login(v1::LoginRequest {
+        email: "alice@example.com".into(),
+        password: PASSWORD.into(),
+    })
+    .await
+    .expect("the users table is still there");
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outside_dev_mode_only_signed_in_accounts_get_in_and_viewers_only_read() {
+    let old_secret = cadenza_auth::random_secret();
+    let secret = cadenza_auth::random_secret();
+    let mut env = cadenza_config::Env::default();
+    env.set("CADENZA_DEV_MODE", "false");
+    env.set("CADENZA_JWT_SECRET", secret.expose_secret());
+    env.set("CADENZA_JWT_PREVIOUS_SECRETS", old_secret.expose_secret());
+    env.set(
+        "CADENZA_URL_SIGNING_KEY",
+        cadenza_auth::random_secret().expose_secret(),
+    );
+    let mesh = TestMesh::start_with(env).await;
+    let channel = mesh.channel().await;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut projects = ProjectServiceClient::new(channel.clone());
+
+    // No dev tokens to be had, and one minted with the real key is still refused.
+    let err = v1::dev_service_client::DevServiceClient::new(channel)
+        .issue_dev_token(v1::IssueDevTokenRequest::default())
+        .await
+        .expect_err("no dev service");
+    assert_eq!(err.code(), Code::Unimplemented);
+    let keys = TokenKeys::new(&secret).expect("keys");
+    let (dev_token, _) = keys
+        .issue("dev", chrono::Duration::minutes(5))
+        .expect("role-less token");
+    let err = projects
+        .list_projects(authed(&dev_token, v1::ListProjectsRequest::default()))
+        .await
+        .expect_err("dev token outside dev mode");
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // Tokens signed with the previous key still verify after a rotation.
+    let rotated_out = TokenKeys::new(&old_secret).expect("old keys");
+    let (old_token, _) = rotated_out
+        .issue_with_role("someone", Some("user"), chrono::Duration::minutes(5))
+        .expect("old token");
+    projects
+        .list_projects(authed(&old_token, v1::ListProjectsRequest::default()))
+        .await
+        .expect("a token of the previous key");
+    let stranger = TokenKeys::new(&SecretString::from(
+        "an entirely different secret of enough length",
+    ))
+    .expect("keys");
+    let (foreign, _) = stranger
+        .issue_with_role("someone", Some("admin"), chrono::Duration::minutes(5))
+        .expect("foreign token");
+    let err = projects
+        .list_projects(authed(&foreign, v1::ListProjectsRequest::default()))
+        .await
+        .expect_err("a token of another key");
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // A viewer reads but cannot create.
+    register(&mut auth, "viewer@example.com").await;
+    let mut conn = AsyncPgConnection::establish(&mesh.database.url)
+        .await
+        .expect("database");
+    diesel::sql_query("UPDATE users SET role = 'viewer' WHERE email = 'viewer@example.com'")
+        .execute(&mut conn)
+        .await
+        .expect("make a viewer");
+    let viewer = auth
+        .login(v1::LoginRequest {
+            email: "viewer@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("viewer login")
+        .into_inner();
+    assert_eq!(viewer.user.expect("user").role, v1::Role::Viewer as i32);
+    projects
+        .list_projects(authed(
+            &viewer.access_token,
+            v1::ListProjectsRequest::default(),
+        ))
+        .await
+        .expect("a viewer reads");
+    let err = projects
+        .create_project(authed(&viewer.access_token, project("not allowed")))
+        .await
+        .expect_err("a viewer cannot create");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(reason(&err), "VIEWER_READ_ONLY");
+    mesh.stop().await;
+}

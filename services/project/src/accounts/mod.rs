@@ -1,0 +1,22 @@
+//! Accounts and sessions: registration, sign-in, rotating refresh tokens with
+//! reuse detection, terms acceptance. Access tokens are signed here and verified
+//! by the gateway with the same keys.
+
+pub mod api;
+pub mod credentials;
+pub mod email;
+pub mod store;
+
+use std::sync::Arc;
+
+use cadenza_auth::TokenKeys;
+use chrono::Duration;
+
+/// What the accounts API needs besides the database.
+#[derive(Clone)]
+pub struct AccountsConfig {
+    pub keys: Arc<TokenKeys>,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub terms_version: String,
+}
