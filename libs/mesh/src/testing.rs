@@ -32,8 +32,20 @@ impl TestMesh {
     }
 
     /// Starts a mesh with these settings (for example dev mode off, with secrets).
-    pub async fn start_with(env: cadenza_config::Env) -> Self {
+    pub async fn start_with(mut env: cadenza_config::Env) -> Self {
         cadenza_telemetry::init_for_test();
+        // Tests fire calls faster than any person: rate limits apply only where a
+        // test sets them.
+        for limit in [
+            "CADENZA_RATE_READ_PER_MINUTE",
+            "CADENZA_RATE_GENERATE_PER_MINUTE",
+            "CADENZA_RATE_ANONYMOUS_PER_MINUTE",
+            "CADENZA_RATE_ADDRESS_PER_MINUTE",
+        ] {
+            if env.optional(limit).is_none() {
+                env.set(limit, "1000000");
+            }
+        }
         let database = TestDatabase::create().await;
         let amqp_url =
             std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());

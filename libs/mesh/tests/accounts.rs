@@ -307,3 +307,39 @@ async fn outside_dev_mode_only_signed_in_accounts_get_in_and_viewers_only_read()
     assert_eq!(reason(&err), "VIEWER_READ_ONLY");
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_from_one_user_is_limited_without_slowing_another() {
+    let mut env = cadenza_config::Env::default();
+    env.set("CADENZA_DEV_MODE", "true");
+    // A burst of one creation, then one every 12 seconds.
+    env.set("CADENZA_RATE_GENERATE_PER_MINUTE", "5");
+    let mesh = TestMesh::start_with(env).await;
+    let mut projects = ProjectServiceClient::new(mesh.channel().await);
+    let (alice, bob) = (mesh.token("alice").await, mesh.token("bob").await);
+    projects
+        .create_project(authed(&alice, project("one")))
+        .await
+        .expect("within the burst");
+    let err = projects
+        .create_project(authed(&alice, project("two")))
+        .await
+        .expect_err("over the limit");
+    assert_eq!(err.code(), Code::ResourceExhausted);
+    assert_eq!(reason(&err), "RATE_LIMITED");
+    let wait = err
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay)
+        .expect("a RetryInfo saying when to come back");
+    assert!(wait > std::time::Duration::ZERO);
+    assert!(err.message().contains("try again in"), "{}", err.message());
+    projects
+        .create_project(authed(&bob, project("bob's")))
+        .await
+        .expect("another user is not slowed");
+    projects
+        .list_projects(authed(&alice, v1::ListProjectsRequest::default()))
+        .await
+        .expect("reads have their own bucket");
+    mesh.stop().await;
+}

@@ -108,9 +108,7 @@ pub fn compose(request: &SongRequest) -> Result<Composition, SynthError> {
             rotate_home(&mut prog);
         }
         let mut chords = section_chords(&plan, sp, start, &prog);
-        if i == last {
-            end_on_tonic(&plan, &mut chords);
-        }
+        cadence(&plan, sp.kind, i == last, &progs.verse, &mut chords);
         let phrases = sp
             .phrases
             .iter()
@@ -239,15 +237,58 @@ fn section_chords(
     out
 }
 
-fn end_on_tonic(plan: &Plan, chords: &mut [ChordEvent]) {
-    if let Some(last) = chords.last_mut() {
-        let quality = if plan.mode.is_minor() {
-            Quality::Minor
+/// Phrase endings that name the key: verses, choruses, outros and the song's last
+/// section come home to the tonic, and bridges stop on the dominant, which leads back
+/// home. In minor the tonic is approached from the major dominant (an authentic
+/// cadence), whose leading tone tells the key from its relative major; in major the
+/// progression's own approach is kept, since more dominant there makes a listener
+/// hear the key a fifth up. Aeolian genres (rock, house, techno) keep their own
+/// approach in minor too (bVII - i is their cadence).
+fn cadence(
+    plan: &Plan,
+    kind: SectionKind,
+    last: bool,
+    home: &[(u8, Quality)],
+    chords: &mut [ChordEvent],
+) {
+    let minor = plan.mode.is_minor();
+    let aeolian = minor && matches!(plan.genre, Genre::Rock | Genre::House | Genre::Techno);
+    let sevenths = matches!(plan.genre, Genre::Jazz | Genre::LoFi | Genre::HipHop);
+    let dominant = (
+        7,
+        if sevenths {
+            Quality::Dom7
         } else {
             Quality::Major
-        };
-        last.root = plan.key_root;
-        last.quality = quality;
-        last.symbol = theory::chord_symbol(plan.key_root, quality);
+        },
+    );
+    let n = chords.len();
+    let mut set = |k: usize, (offset, quality): (u8, Quality)| {
+        let c = &mut chords[k];
+        c.root = (plan.key_root + offset) % 12;
+        c.quality = quality;
+        c.symbol = theory::chord_symbol(c.root, quality);
+    };
+    let resolves = last
+        || matches!(
+            kind,
+            SectionKind::Verse | SectionKind::Chorus | SectionKind::Outro
+        );
+    if resolves && n > 0 {
+        // The tonic as the song's own progressions colour it (i7, Imaj7, i5...).
+        let tonic = home.iter().find(|c| c.0 == 0).map_or(
+            if minor {
+                Quality::Minor
+            } else {
+                Quality::Major
+            },
+            |c| c.1,
+        );
+        set(n - 1, (0, tonic));
+        if minor && n >= 3 && !aeolian {
+            set(n - 2, dominant);
+        }
+    } else if kind == SectionKind::Bridge && n > 0 && !aeolian {
+        set(n - 1, dominant);
     }
 }

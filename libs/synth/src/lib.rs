@@ -2,6 +2,7 @@
 
 mod api;
 mod arrange;
+mod bus;
 mod compose;
 mod dsp;
 mod flac;
@@ -169,7 +170,7 @@ pub fn render_stage(
             let (start, len) = preview::window(&plan, frames);
             let mp3 = preview::encode_mp3(&wav16, start, len, frames).map_err(internal)?;
             tick.at(0.97)?;
-            let peaks = peaks::peaks_json(wav::i16_samples(&wav16), 2, frames);
+            let peaks = peaks::peaks_json(&wav16[wav::HEADER_LEN..], 2, frames);
             vec![
                 artifact(ArtifactKind::Master, "master.wav", "audio/wav", wav16),
                 artifact(ArtifactKind::MasterFlac, "master.flac", "audio/flac", flac),

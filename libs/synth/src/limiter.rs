@@ -9,11 +9,13 @@
 //! window. Every average that covers a frame only contains values at or below that
 //! frame's own requirement, so no peak gets through; the output lags the input by
 //! exactly `look` frames.
-
-use std::collections::VecDeque;
+//!
+//! Frames are handled a chunk at a time in flat buffers (the window minimum by the van
+//! Herk / Gil-Werman method, two passes of running minima), and a stretch of the chunk
+//! that needs no limiting and follows none is copied straight through.
 
 use crate::loudness::{BLOCK, HISTORY, Oversampler};
-use crate::util::SAMPLE_RATE;
+use crate::util::{SAMPLE_RATE, fmax};
 
 /// Frames the peak detector lags behind the input: the interpolator's right half.
 const DETECT_LAG: usize = 6;
@@ -31,16 +33,23 @@ pub struct Limiter {
     emitted: usize,
     look: usize,
     rel: f32,
-    /// Frames waiting for their gain (the look-ahead delay).
-    delay: VecDeque<[f32; 2]>,
-    /// Monotonic deque of (frame index, needed gain): the front is the window minimum.
-    window: VecDeque<(usize, f32)>,
-    next_in: usize,
+    /// Detected frames not yet released (the look-ahead delay) and the gain each needs.
+    pending: Vec<[f32; 2]>,
+    needs: Vec<f32>,
+    /// Scratch for the window minimum: running minima within blocks of `look + 1`,
+    /// from the block's end (`suffix`) and from its start (`prefix`).
+    suffix: Vec<f32>,
+    prefix: Vec<f32>,
     g: f32,
-    /// The last `look + 1` released gains, for the moving average.
+    /// The last `look + 1` released gains, oldest first, for the moving average,
+    /// and their sum.
     ring: Vec<f32>,
-    ring_at: usize,
     ring_sum: f64,
+    /// Scratch: `ring` followed by the gains released in one call.
+    win: Vec<f32>,
+    /// How many of the last gains pushed into the ring were exactly 1 (saturating at
+    /// its length: then the ring is all ones and the average is exactly 1).
+    ones: usize,
 }
 
 impl Limiter {
@@ -56,13 +65,15 @@ impl Limiter {
             emitted: 0,
             look,
             rel: 1.0 - (-1.0 / (0.08 * SAMPLE_RATE as f32)).exp(),
-            delay: VecDeque::with_capacity(look + 2),
-            window: VecDeque::with_capacity(look + 2),
-            next_in: 0,
+            pending: Vec::new(),
+            needs: Vec::new(),
+            suffix: Vec::new(),
+            prefix: Vec::new(),
             g: 1.0,
             ring: vec![1.0; look + 1],
-            ring_at: 0,
+            win: Vec::new(),
             ring_sum: (look + 1) as f64,
+            ones: look + 1,
         }
     }
 
@@ -86,29 +97,25 @@ impl Limiter {
                 let n = BLOCK.min(last - j);
                 self.os.between(x, j, n, self.ceiling, &mut found);
                 for (i, p) in self.peaks[j - first..j - first + n].iter_mut().enumerate() {
-                    *p = p.max(x[j + i].abs()).max(found[i]);
+                    *p = fmax(fmax(*p, x[j + i].abs()), found[i]);
                 }
                 j += n;
             }
         }
-        for k in 0..self.peaks.len() {
+        let skip = self.fake.min(self.peaks.len());
+        self.fake -= skip;
+        let ceiling = self.ceiling;
+        let [h0, h1] = &self.hist;
+        for (k, &p) in self.peaks.iter().enumerate().skip(skip) {
             let j = first + k;
-            if self.fake > 0 {
-                self.fake -= 1;
-                continue;
-            }
-            let p = self.peaks[k];
-            let need = if p > self.ceiling {
-                self.ceiling / p
-            } else {
-                1.0
-            };
-            self.step([self.hist[0][j], self.hist[1][j]], need, out);
+            self.pending.push([h0[j], h1[j]]);
+            self.needs.push(if p > ceiling { ceiling / p } else { 1.0 });
         }
         for h in &mut self.hist {
             let keep = h.len() - HISTORY;
             h.drain(..keep);
         }
+        self.release(out);
     }
 
     /// Releases the frames still held back by the detector and the look-ahead: after
@@ -117,58 +124,114 @@ impl Limiter {
         let before = out.len();
         let pending = self.received - self.emitted;
         self.process(&[[0.0; 2]; DETECT_LAG], out);
-        while self.emitted < self.received {
-            self.step([0.0; 2], 1.0, out);
-        }
+        // Silence after the end, needing nothing, pushes the last frames out.
+        self.pending
+            .resize(self.pending.len() + self.look, [0.0; 2]);
+        self.needs.resize(self.needs.len() + self.look, 1.0);
+        self.release(out);
         out.truncate(before + pending);
     }
 
-    #[inline]
-    fn step(&mut self, x: [f32; 2], need: f32, out: &mut Vec<[f32; 2]>) {
-        while self.window.back().is_some_and(|&(_, n)| n >= need) {
-            self.window.pop_back();
-        }
-        let at = self.next_in;
-        self.window.push_back((at, need));
-        self.delay.push_back(x);
-        self.next_in += 1;
-        if at < self.look {
+    /// Releases every pending frame whose whole look-ahead window has been detected.
+    ///
+    /// In three passes over the frames: the held and released gains (the one
+    /// recursion, kept short), their moving average (a running sum, one add per
+    /// frame on its chain), and the gains applied.
+    fn release(&mut self, out: &mut Vec<[f32; 2]>) {
+        let m = self.needs.len();
+        if m <= self.look {
             return;
         }
-        let i = at - self.look;
-        while self.window.front().is_some_and(|&(j, _)| j < i) {
-            self.window.pop_front();
-        }
-        let held = self.window.front().map_or(1.0, |&(_, n)| n);
-        let full = self.ring.len() as f64;
-        if held == 1.0 && self.g == 1.0 && self.ring_sum == full {
-            // Nothing to limit nearby: the common case, and the ring stays all ones.
-            if let Some(d) = self.delay.pop_front() {
-                out.push(d);
-                self.emitted += 1;
+        let count = m - self.look;
+        let full = self.ring.len();
+        if self.g == 1.0 && self.ones >= full && self.needs.iter().all(|&n| n == 1.0) {
+            // Nothing to limit anywhere in reach, and nothing being released from.
+            out.extend_from_slice(&self.pending[..count]);
+        } else {
+            self.window_min();
+            // The least gain any frame in each frame's window needs, into `suffix`.
+            let look = self.look;
+            let held = &mut self.suffix[..count];
+            for (a, &b) in held.iter_mut().zip(&self.prefix[look..]) {
+                if b < *a {
+                    *a = b;
+                }
             }
-            return;
+            // `win`: the last `full` released gains, oldest first, then this call's.
+            let win = &mut self.win;
+            win.clear();
+            win.extend_from_slice(&self.ring);
+            let (rel, mut g) = (self.rel, self.g);
+            win.extend(held.iter().map(|&h| {
+                let r = g + (1.0 - g) * rel;
+                g = if h < r { h } else { r };
+                if g > 0.999_999 {
+                    // Snap home, so the fast path above can take over again.
+                    g = 1.0;
+                }
+                g
+            }));
+            self.g = g;
+            // The moving average of the released gains, over `prefix`.
+            let (mut sum, mut ones) = (self.ring_sum, self.ones);
+            let inv = 1.0 / full as f64;
+            let avg = &mut self.prefix[..count];
+            for ((a, &old), &new) in avg.iter_mut().zip(&win[..count]).zip(&win[full..]) {
+                sum += f64::from(new) - f64::from(old);
+                ones = if new == 1.0 { (ones + 1).min(full) } else { 0 };
+                if ones >= full {
+                    // All ones: exactly 1, whatever rounding the sum gathered.
+                    sum = full as f64;
+                }
+                *a = (sum * inv) as f32;
+            }
+            self.ring_sum = sum;
+            self.ones = ones;
+            self.ring.copy_from_slice(&win[count..count + full]);
+            // The first window still averages the initial 1.0s; `min(held)` keeps the
+            // guarantee there.
+            out.extend(
+                self.pending[..count]
+                    .iter()
+                    .zip(held.iter().zip(avg.iter()))
+                    .map(|(x, (&h, &a))| {
+                        let gain = if h < a { h } else { a };
+                        [x[0] * gain, x[1] * gain]
+                    }),
+            );
         }
-        self.g = (self.g + (1.0 - self.g) * self.rel).min(held);
-        if self.g > 0.999_999 {
-            // Snap home, so the fast path above can take over again.
-            self.g = 1.0;
+        self.emitted += count;
+        self.pending.drain(..count);
+        self.needs.drain(..count);
+    }
+
+    /// Running minima of `needs` within blocks of `look + 1` frames, from each block's
+    /// end and from its start: the minimum over any window of `look + 1` frames is then
+    /// the smaller of the suffix at its first frame and the prefix at its last.
+    fn window_min(&mut self) {
+        let w = self.look + 1;
+        self.suffix.clear();
+        self.suffix.extend_from_slice(&self.needs);
+        self.prefix.clear();
+        self.prefix.extend_from_slice(&self.needs);
+        // Needs are never NaN, so a plain comparison does (`f32::min` spends
+        // instructions on NaN, on a serial chain).
+        let min = |a: f32, b: f32| if b < a { b } else { a };
+        // The running minimum stays in a register: reading back the value just
+        // stored would wait on the store every frame.
+        for block in self.prefix.chunks_mut(w) {
+            let mut m = f32::INFINITY;
+            for v in block.iter_mut() {
+                m = min(m, *v);
+                *v = m;
+            }
         }
-        self.ring_sum += f64::from(self.g) - f64::from(self.ring[self.ring_at]);
-        self.ring[self.ring_at] = self.g;
-        self.ring_at += 1;
-        if self.ring_at == self.ring.len() {
-            self.ring_at = 0;
-        }
-        if (self.ring_sum - full).abs() < 1e-9 && self.ring.iter().all(|&g| g == 1.0) {
-            self.ring_sum = full;
-        }
-        // The first window still averages the initial 1.0s; `min(held)` keeps the
-        // guarantee there.
-        let gain = ((self.ring_sum / self.ring.len() as f64) as f32).min(held);
-        if let Some(d) = self.delay.pop_front() {
-            out.push([d[0] * gain, d[1] * gain]);
-            self.emitted += 1;
+        for block in self.suffix.chunks_mut(w) {
+            let mut m = f32::INFINITY;
+            for v in block.iter_mut().rev() {
+                m = min(m, *v);
+                *v = m;
+            }
         }
     }
 }

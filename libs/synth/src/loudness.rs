@@ -5,7 +5,7 @@
 
 use std::f64::consts::PI;
 
-use crate::util::SAMPLE_RATE;
+use crate::util::{SAMPLE_RATE, fmax};
 
 /// Biquad coefficients (normalised, a0 = 1), in f64: K-weighting at 38 Hz needs the
 /// precision.
@@ -109,17 +109,29 @@ impl Default for KMeter {
 
 impl KMeter {
     pub fn push(&mut self, frames: &[[f32; 2]]) {
-        let [s1, s2] = &mut self.filters;
-        for f in frames {
-            let y = s2.process(s1.process([f64::from(f[0]), f64::from(f[1])]));
-            self.acc += y[0] * y[0] + y[1] * y[1];
-            self.count += 1;
+        // Filters on local copies: state kept in registers instead of being stored to
+        // and reloaded from `self` on every frame, which the recursion would wait for.
+        let [mut s1, mut s2] = self.filters;
+        let mut rest = frames;
+        while !rest.is_empty() {
+            let n = rest.len().min(self.step - self.count);
+            let (now, later) = rest.split_at(n);
+            let mut acc = [0.0f64; 2];
+            for f in now {
+                let y = s2.process(s1.process([f64::from(f[0]), f64::from(f[1])]));
+                acc[0] += y[0] * y[0];
+                acc[1] += y[1] * y[1];
+            }
+            self.acc += acc[0] + acc[1];
+            self.count += n;
             if self.count == self.step {
                 self.steps.push(self.acc / self.step as f64);
                 self.acc = 0.0;
                 self.count = 0;
             }
+            rest = later;
         }
+        self.filters = [s1, s2];
     }
 
     /// Integrated loudness in LUFS; `-inf` when everything is gated away.
@@ -208,7 +220,7 @@ impl Oversampler {
     pub fn between(&self, x: &[f32], j: usize, n: usize, threshold: f32, out: &mut [f32]) {
         let near = x[j - 5..j + n + 6]
             .iter()
-            .fold(0.0f32, |m, v| m.max(v.abs()));
+            .fold(0.0f32, |m, v| fmax(m, v.abs()));
         out[..n].fill(0.0);
         if near * self.bound <= threshold {
             return;
@@ -222,7 +234,7 @@ impl Oversampler {
                 }
             }
             for (o, a) in out.iter_mut().zip(&acc[..n]) {
-                *o = o.max(a.abs());
+                *o = fmax(*o, a.abs());
             }
         }
     }
@@ -261,9 +273,7 @@ impl TruePeak {
     /// Scans `x` (history + new samples): sample peaks of the new part, and every
     /// interpolated point whose taps lie inside `x` and were not complete last time.
     fn scan(&mut self, x: &[f32]) {
-        for &v in &x[HISTORY..] {
-            self.peak = self.peak.max(v.abs());
-        }
+        self.peak = x[HISTORY..].iter().fold(self.peak, |m, v| fmax(m, v.abs()));
         // The point between j and j+1 uses x[j-5 ..= j+6].
         let last = x.len().saturating_sub(6);
         let mut j = HISTORY - 6;
@@ -271,7 +281,7 @@ impl TruePeak {
         while j < last {
             let n = BLOCK.min(last - j);
             self.os.between(x, j, n, self.peak, &mut found);
-            self.peak = found[..n].iter().fold(self.peak, |m, &v| m.max(v));
+            self.peak = found[..n].iter().fold(self.peak, |m, &v| fmax(m, v));
             j += n;
         }
     }

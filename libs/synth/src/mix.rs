@@ -1,14 +1,18 @@
-//! The mix stage: renders each part to audio, balances the parts by their loudness while
-//! playing, pans them, adds a shared reverb (its return is a stem too) and sums to
-//! stereo. Parts are rendered and encoded one at a time so memory stays at one part
-//! plus the send, beside the output files.
+//! The mix stage: renders each part to audio, then the bus (`bus.rs`) balances the
+//! parts by their loudness while playing, pans them, adds a shared reverb (its return
+//! is a stem too) and sums to stereo.
+//!
+//! A part renders into its own stem file, as mono float, through a window that slides
+//! along the song: notes are rendered in time order, and whatever lies before the next
+//! note's start is finished (filtered, measured) and moved out to the file. Beside the
+//! output files the stage holds only that window and the bus's blocks.
 
 use crate::api::SynthError;
 use crate::arrange::{Arrangement, Part};
+use crate::bus::{Level, Source, Track, mix_down};
 use crate::dsp::Noise;
 use crate::dsp::drums::{self, Kit};
 use crate::dsp::filter::OnePole;
-use crate::dsp::reverb::Reverb;
 use crate::instruments::{self, NoteSpec};
 use crate::plan::Instrument;
 use crate::theory::midi_to_hz;
@@ -16,108 +20,12 @@ use crate::util::{SAMPLE_RATE, Ticker};
 use crate::wav::{self, Depth, Pcm};
 
 const SR: f32 = SAMPLE_RATE as f32;
-/// Loudness (RMS while playing) a part at 0 dB is balanced to: about -26 dBFS, which
-/// leaves every 16-bit stem, and their sum, well below full scale (the master sets the
-/// final level anyway).
-const REFERENCE_RMS: f32 = 0.05;
-/// A stem never peaks above this; a part that would is turned down to fit.
-const STEM_PEAK: f32 = 0.98;
 
 pub struct MixOutput {
     /// (part name, stereo 16-bit WAV) per stem, the reverb return last.
     pub stems: Vec<(String, Vec<u8>)>,
     /// Stereo 32-bit float WAV: the sum of the stems.
     pub mix: Vec<u8>,
-}
-
-/// Everything one stem needs besides its samples.
-struct Voice<'a> {
-    name: &'a str,
-    pan: f32,
-    level_db: f32,
-    send: f32,
-}
-
-/// The running sums: the mix (kept as the float WAV it becomes, so no second copy
-/// exists) and the reverb send.
-struct Bus {
-    mix: Vec<u8>,
-    send: Vec<f32>,
-    fade: Fade,
-    stems: Vec<(String, Vec<u8>)>,
-}
-
-impl Bus {
-    /// Balances, fades and pans one mono part into its stem, the mix and the send.
-    fn add(&mut self, v: &Voice, mono: &[f32], reverb_scale: f32) {
-        let frames = self.send.len();
-        let mut gain = balance_gain(mono, v.level_db);
-        let peak = mono.iter().fold(0.0f32, |m, x| m.max(x.abs())) * gain;
-        if peak > STEM_PEAK {
-            gain *= STEM_PEAK / peak;
-        }
-        let (gl, gr) = pan_gains(v.pan);
-        let send = v.send * reverb_scale;
-        let mut stem = wav::header(2, Depth::Int16, frames);
-        stem.resize(wav::HEADER_LEN + frames * 4, 0);
-        let mix = &mut self.mix[wav::HEADER_LEN..];
-        let dst = &mut stem[wav::HEADER_LEN..];
-        for (i, (((&x, s), m), d)) in mono
-            .iter()
-            .zip(self.send.iter_mut())
-            .zip(mix.chunks_exact_mut(8))
-            .zip(dst.chunks_exact_mut(4))
-            .enumerate()
-        {
-            let x = x * gain * self.fade.at(i);
-            let (l, r) = (x * gl, x * gr);
-            d[..2].copy_from_slice(&wav::to_i16(l).to_le_bytes());
-            d[2..].copy_from_slice(&wav::to_i16(r).to_le_bytes());
-            add_f32(&mut m[..4], l);
-            add_f32(&mut m[4..], r);
-            *s += x * send;
-        }
-        self.stems.push((v.name.to_string(), stem));
-    }
-
-    /// Runs the reverb over the send into a stem of its own, so the stems still sum to
-    /// the mix. A short pre-delay keeps the dry attacks clear.
-    fn reverb(&mut self, size: f32, damp: f32) {
-        let frames = self.send.len();
-        let pre = ((0.02 * SR) as usize).min(frames);
-        self.send.rotate_right(pre);
-        self.send[..pre].fill(0.0);
-        let mut rv = Reverb::new(size, damp);
-        let mut stem = wav::header(2, Depth::Int16, frames);
-        let (mut l, mut r) = (vec![0.0f32; 4096], vec![0.0f32; 4096]);
-        let mix = &mut self.mix[wav::HEADER_LEN..];
-        for (k, (chunk, m)) in self
-            .send
-            .chunks(4096)
-            .zip(mix.chunks_mut(4096 * 8))
-            .enumerate()
-        {
-            let n = chunk.len();
-            l[..n].fill(0.0);
-            r[..n].fill(0.0);
-            rv.process(chunk, &mut l[..n], &mut r[..n]);
-            for (j, m) in m.chunks_exact_mut(8).enumerate().take(n) {
-                let f = self.fade.at(k * 4096 + j);
-                let (a, b) = (l[j] * f, r[j] * f);
-                wav::push(&mut stem, a, Depth::Int16);
-                wav::push(&mut stem, b, Depth::Int16);
-                add_f32(&mut m[..4], a);
-                add_f32(&mut m[4..], b);
-            }
-        }
-        self.stems.push(("reverb".to_string(), stem));
-    }
-}
-
-#[inline]
-fn add_f32(b: &mut [u8], x: f32) {
-    let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]) + x;
-    b.copy_from_slice(&v.to_le_bytes());
 }
 
 /// Renders the song. `vocals` is the vocal track when the song has one.
@@ -129,52 +37,62 @@ pub fn mix(
     tick: &mut Ticker,
 ) -> Result<MixOutput, SynthError> {
     let spb = 60.0 / arr.tempo_bpm.max(1) as f32;
-    let mut mix = wav::header(2, Depth::Float32, frames);
-    mix.resize(wav::HEADER_LEN + frames * 8, 0);
     let n_parts = arr.parts.len() + usize::from(vocals.is_some());
-    let mut bus = Bus {
-        mix,
-        send: vec![0.0f32; frames],
-        fade: Fade::new(arr, spb, frames),
-        stems: Vec::with_capacity(n_parts + 1),
-    };
-    let reverb_scale = arr.reverb / 0.2;
-    // One part buffer, reused: memory is one part plus the send, whatever the band.
-    let mut buf = vec![0.0f32; frames];
+    let mut tracks = Vec::with_capacity(n_parts);
+    let span = 0.9 / n_parts.max(1) as f32;
     for (k, part) in arr.parts.iter().enumerate() {
-        let lo = k as f32 / (n_parts + 1) as f32;
-        let hi = (k + 1) as f32 / (n_parts + 1) as f32;
+        let lo = k as f32 * span;
         tick.at(lo)?;
-        buf.fill(0.0);
         let salt = (k as u64 + 1).wrapping_mul(0x9e37_79b9);
-        render_part(arr, part, spb, &mut buf, seed ^ salt, &mut tick.sub(lo, hi))?;
-        let voice = Voice {
-            name: &part.name,
-            pan: part.pan,
+        let mut sub = tick.sub(lo, lo + span);
+        let (stem, level) = render_part(arr, part, spb, frames, seed ^ salt, &mut sub)?;
+        let (rms, peak) = level.finish();
+        tracks.push(Track {
+            name: part.name.clone(),
+            source: Source::InPlace(stem),
+            rms,
+            peak,
             level_db: part.level_db,
+            pan: part.pan,
             send: send_level(part.instrument),
-        };
-        bus.add(&voice, &buf, reverb_scale);
+        });
     }
     if let Some(v) = vocals {
-        v.read_mono(&mut buf);
+        let mut level = Level::default();
+        let mut buf = vec![[0.0f32; 2]; 4096];
+        let mut mono = vec![0.0f32; 4096];
+        let mut at = 0;
+        while at < frames {
+            let n = (frames - at).min(buf.len());
+            v.read(at, &mut buf[..n]);
+            for (m, [l, r]) in mono.iter_mut().zip(&buf[..n]) {
+                *m = 0.5 * (l + r);
+            }
+            level.push(&mono[..n]);
+            at += n;
+        }
+        let (rms, peak) = level.finish();
         // The voice sits on top of the band, centred, with its own share of reverb.
-        let voice = Voice {
-            name: "vocals",
-            pan: 0.0,
+        tracks.push(Track {
+            name: "vocals".into(),
+            source: Source::Pcm(v),
+            rms,
+            peak,
             level_db: 1.0,
+            pan: 0.0,
             send: 0.22,
-        };
-        bus.add(&voice, &buf, reverb_scale);
+        });
     }
-    drop(buf);
-    tick.at(n_parts as f32 / (n_parts + 1) as f32)?;
-    bus.reverb(0.55 + 0.6 * arr.reverb, 0.5 - 0.3 * arr.brightness);
+    tick.at(0.9)?;
+    let music_end = (arr.total_beats * spb * SR) as usize;
+    let reverb = (
+        0.55 + 0.6 * arr.reverb,
+        0.5 - 0.3 * arr.brightness,
+        arr.reverb / 0.2,
+    );
+    let (stems, mix) = mix_down(tracks, frames, music_end, reverb);
     tick.at(1.0)?;
-    Ok(MixOutput {
-        stems: bus.stems,
-        mix: bus.mix,
-    })
+    Ok(MixOutput { stems, mix })
 }
 
 /// Reverb send per instrument: sustained sounds like more room, bass almost none.
@@ -191,82 +109,32 @@ fn send_level(inst: Instrument) -> f32 {
     }
 }
 
-/// Constant-power pan law.
-fn pan_gains(pan: f32) -> (f32, f32) {
-    let a = (pan.clamp(-1.0, 1.0) + 1.0) * std::f32::consts::FRAC_PI_4;
-    (a.cos(), a.sin())
-}
-
-/// Gain that brings the part's loudness while it plays to `level_db` relative to the
-/// reference. Measured over 100 ms blocks that are not silent, so a sparse part is not
-/// pushed up for its rests.
-fn balance_gain(x: &[f32], level_db: f32) -> f32 {
-    let block = (0.1 * SR) as usize;
-    let (mut sum, mut count) = (0.0f64, 0usize);
-    for chunk in x.chunks(block) {
-        let ms = chunk
-            .iter()
-            .map(|&s| f64::from(s) * f64::from(s))
-            .sum::<f64>()
-            / chunk.len() as f64;
-        if ms > 1e-7 {
-            sum += ms;
-            count += 1;
-        }
-    }
-    if count == 0 {
-        return 0.0;
-    }
-    let rms = (sum / count as f64).sqrt() as f32;
-    REFERENCE_RMS * 10f32.powf(level_db / 20.0) / rms
-}
-
-/// Gain curve for the end: full through the music, then a smooth fade that reaches
-/// silence exactly at the last sample, whatever the bar grid left over.
-struct Fade {
-    start: usize,
-    len: usize,
-}
-
-impl Fade {
-    fn new(arr: &Arrangement, spb: f32, frames: usize) -> Self {
-        let music_end = ((arr.total_beats * spb * SR) as usize).min(frames);
-        let len = (frames - music_end).max((0.5 * SR) as usize).min(frames);
-        Fade {
-            start: frames - len,
-            len,
-        }
-    }
-
-    #[inline]
-    fn at(&self, i: usize) -> f32 {
-        if i < self.start {
-            1.0
-        } else {
-            let t = (i - self.start) as f32 / self.len as f32;
-            let c = (t * std::f32::consts::FRAC_PI_2).cos();
-            c * c
-        }
-    }
-}
-
+/// Renders one part as mono float into the data chunk of a 16-bit stereo WAV of
+/// `frames` frames (the bus overwrites it in place), and measures it on the way.
 fn render_part(
     arr: &Arrangement,
     part: &Part,
     spb: f32,
-    buf: &mut [f32],
+    frames: usize,
     seed: u64,
     tick: &mut Ticker,
-) -> Result<(), SynthError> {
-    let frames = buf.len();
+) -> Result<(Vec<u8>, Level), SynthError> {
     let kit = Kit::for_genre(arr.genre);
     let release = instruments::release_seconds(part.instrument);
-    let total = part.notes.len().max(1);
-    for (i, n) in part.notes.iter().enumerate() {
-        if i % 256 == 0 {
-            tick.at(i as f32 / total as f32)?;
+    let mut out = Window::new(part.instrument, &kit, frames);
+    let starts: Vec<usize> = part
+        .notes
+        .iter()
+        .map(|n| (n.start * spb * SR).round() as usize)
+        .collect();
+    let mut order: Vec<usize> = (0..part.notes.len()).collect();
+    order.sort_by_key(|&i| starts[i]);
+    let total = order.len().max(1);
+    for (done, &i) in order.iter().enumerate() {
+        if done % 256 == 0 {
+            tick.at(done as f32 / total as f32)?;
         }
-        let start = (n.start * spb * SR).round() as usize;
+        let (n, start) = (&part.notes[i], starts[i]);
         if start >= frames {
             continue;
         }
@@ -275,7 +143,7 @@ fn render_part(
         let vel = f32::from(n.velocity.min(127)) / 127.0;
         if part.instrument == Instrument::Drums {
             let len = ((drums::length(n.pitch, &kit) * SR) as usize).min(frames - start);
-            drums::hit(&mut buf[start..start + len], n.pitch, vel, &kit, &mut noise);
+            drums::hit(out.at(start, len), n.pitch, vel, &kit, &mut noise);
             continue;
         }
         let hold = (n.beats * spb * SR).round() as usize;
@@ -286,32 +154,106 @@ fn render_part(
             hold,
             brightness: arr.brightness,
         };
-        instruments::render(
-            part.instrument,
-            &mut buf[start..start + len],
-            &spec,
-            &mut noise,
-        );
-    }
-    match part.instrument {
-        Instrument::Drums => {
-            if let Some(cut) = kit.tone_cutoff() {
-                let mut lp = OnePole::new(cut);
-                buf.iter_mut().for_each(|x| *x = lp.lp(*x));
-            }
-        }
-        // Keep chords and leads out of the bass's way.
-        Instrument::Pad
-        | Instrument::Strings
-        | Instrument::Piano
-        | Instrument::Guitar
-        | Instrument::Organ
-        | Instrument::EPiano => {
-            let mut hp = OnePole::new(140.0);
-            buf.iter_mut().for_each(|x| *x = hp.hp(*x));
-        }
-        _ => {}
+        instruments::render(part.instrument, out.at(start, len), &spec, &mut noise);
     }
     tick.at(1.0)?;
-    Ok(())
+    Ok(out.finish())
+}
+
+/// The sliding render window of one part: `buf` holds frames `from..` of the part;
+/// everything before `from` is finished and in `file`.
+struct Window {
+    buf: Vec<f32>,
+    from: usize,
+    frames: usize,
+    file: Vec<u8>,
+    filter: Post,
+    level: Level,
+    /// Room for the high-pass's low band, a piece of the window at a time.
+    scratch: Vec<f32>,
+}
+
+/// The filter a whole part goes through after its notes.
+enum Post {
+    None,
+    Lp(OnePole),
+    Hp(OnePole),
+}
+
+/// Frames finished at once: large enough that moving the rest of the window down is
+/// rare, small enough to stay a few hundred kilobytes.
+const FLUSH: usize = 1 << 16;
+
+impl Window {
+    fn new(inst: Instrument, kit: &Kit, frames: usize) -> Self {
+        let filter = match inst {
+            Instrument::Drums => kit
+                .tone_cutoff()
+                .map_or(Post::None, |cut| Post::Lp(OnePole::new(cut))),
+            // Keep chords and leads out of the bass's way.
+            Instrument::Pad
+            | Instrument::Strings
+            | Instrument::Piano
+            | Instrument::Guitar
+            | Instrument::Organ
+            | Instrument::EPiano => Post::Hp(OnePole::new(140.0)),
+            _ => Post::None,
+        };
+        let mut file = wav::header(2, Depth::Int16, frames);
+        file.reserve_exact(frames * 4);
+        Window {
+            buf: Vec::new(),
+            from: 0,
+            frames,
+            file,
+            filter,
+            level: Level::default(),
+            scratch: vec![0.0; 4096],
+        }
+    }
+
+    /// The `len` frames from `start` on, for a note to add itself into. Notes must come
+    /// in order of their start.
+    fn at(&mut self, start: usize, len: usize) -> &mut [f32] {
+        if start >= self.from + FLUSH {
+            self.flush(start - self.from);
+        }
+        let (a, b) = (start - self.from, start - self.from + len);
+        if self.buf.len() < b {
+            self.buf.resize(b, 0.0);
+        }
+        &mut self.buf[a..b]
+    }
+
+    /// Finishes the first `n` frames of the window (zeros past what notes reached).
+    fn flush(&mut self, n: usize) {
+        if self.buf.len() < n {
+            self.buf.resize(n, 0.0);
+        }
+        let done = &mut self.buf[..n];
+        match &mut self.filter {
+            Post::None => {}
+            Post::Lp(f) => f.lp_block(done),
+            Post::Hp(f) => {
+                for part in done.chunks_mut(self.scratch.len()) {
+                    f.hp_block(part, &mut self.scratch);
+                }
+            }
+        }
+        self.level.push(done);
+        let at = self.file.len();
+        self.file.resize(at + n * 4, 0);
+        for (d, x) in self.file[at..].chunks_exact_mut(4).zip(done.iter()) {
+            d.copy_from_slice(&x.to_le_bytes());
+        }
+        self.buf.drain(..n);
+        self.from += n;
+    }
+
+    fn finish(mut self) -> (Vec<u8>, Level) {
+        while self.from < self.frames {
+            self.flush((self.frames - self.from).min(FLUSH));
+        }
+        (self.file, self.level)
+    }
 }

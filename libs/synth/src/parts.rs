@@ -163,6 +163,27 @@ fn voice(ch: &ChordEvent, prev: &[i32]) -> Vec<i32> {
     best
 }
 
+/// Adds a minor tonic chord's third again an octave away (or a third to a bare
+/// fifth): in minor the third is what tells the key from its relative major, so the
+/// home chord states it twice. (Doubling a major third only pulls a listener toward
+/// the minor key on the third, so major chords are left alone.)
+fn double_third(voicing: &mut Vec<i32>, root: u8) {
+    let is = |n: i32, iv: i32| (n - i32::from(root)).rem_euclid(12) == iv;
+    let at = match voicing.iter().copied().find(|&n| is(n, 3)) {
+        Some(n) => n,
+        // A power chord: a third above its root.
+        None => match voicing.iter().copied().find(|&n| is(n, 0)) {
+            Some(r) => r + 3,
+            None => return,
+        },
+    };
+    let extra = if at + 12 <= 81 { at + 12 } else { at - 12 };
+    if !voicing.contains(&extra) {
+        voicing.push(extra);
+        voicing.sort_unstable();
+    }
+}
+
 pub fn harmony_notes(comp: &Composition) -> Vec<Note> {
     let plan = &comp.plan;
     let idiomatic = plan.style_strength >= 0.35;
@@ -191,7 +212,10 @@ pub fn harmony_notes(comp: &Composition) -> Vec<Note> {
         let vel = (58.0 + 40.0 * sec.energy) as u8;
         let end = sec.start + sec.beats;
         for ch in &sec.chords {
-            let voicing = voice(ch, &prev);
+            let mut voicing = voice(ch, &prev);
+            if ch.root == plan.key_root && plan.mode.is_minor() {
+                double_third(&mut voicing, ch.root);
+            }
             let ch_end = (ch.start + ch.beats).min(end);
             if held {
                 for &p in &voicing {

@@ -21,8 +21,9 @@ struct Waveform {
     data: Vec<i8>,
 }
 
-/// Peaks of interleaved 16-bit samples with `channels` channels and `frames` frames.
-pub fn peaks_json(samples: impl Iterator<Item = i16>, channels: usize, frames: usize) -> Vec<u8> {
+/// Peaks of interleaved little-endian 16-bit samples (`pcm16`, a WAV's data chunk)
+/// with `channels` channels and `frames` frames.
+pub fn peaks_json(pcm16: &[u8], channels: usize, frames: usize) -> Vec<u8> {
     let channels = channels.max(1);
     let spp = frames
         .div_ceil(TARGET_PIXELS)
@@ -30,32 +31,20 @@ pub fn peaks_json(samples: impl Iterator<Item = i16>, channels: usize, frames: u
         .max(MIN_SAMPLES_PER_PIXEL);
     let length = frames.div_ceil(spp);
     let mut data = Vec::with_capacity(length * channels * 2);
-    let mut min = vec![i16::MAX; channels];
-    let mut max = vec![i16::MIN; channels];
-    let mut in_pixel = 0;
-    let flush = |min: &mut [i16], max: &mut [i16], data: &mut Vec<i8>| {
+    let usable = pcm16.len().min(frames * channels * 2) / (2 * channels) * (2 * channels);
+    // A pixel at a time, each channel's min and max over whole frames.
+    for pixel in pcm16[..usable].chunks(spp * channels * 2) {
         for c in 0..channels {
-            // 8 bits: keep the high byte, as audiowaveform does with `-b 8`.
-            data.push((min[c] >> 8) as i8);
-            data.push((max[c] >> 8) as i8);
-        }
-        min.fill(i16::MAX);
-        max.fill(i16::MIN);
-    };
-    for (i, s) in samples.take(frames * channels).enumerate() {
-        let c = i % channels;
-        min[c] = min[c].min(s);
-        max[c] = max[c].max(s);
-        if c + 1 == channels {
-            in_pixel += 1;
-            if in_pixel == spp {
-                flush(&mut min, &mut max, &mut data);
-                in_pixel = 0;
+            let (mut min, mut max) = (i16::MAX, i16::MIN);
+            for f in pixel.chunks_exact(channels * 2) {
+                let s = i16::from_le_bytes([f[2 * c], f[2 * c + 1]]);
+                min = min.min(s);
+                max = max.max(s);
             }
+            // 8 bits: keep the high byte, as audiowaveform does with `-b 8`.
+            data.push((min >> 8) as i8);
+            data.push((max >> 8) as i8);
         }
-    }
-    if in_pixel > 0 {
-        flush(&mut min, &mut max, &mut data);
     }
     let w = Waveform {
         version: 2,
@@ -77,8 +66,11 @@ mod tests {
     #[test]
     fn shape_and_values() -> Result<(), serde_json::Error> {
         let frames = 1000;
-        let samples = (0..frames).flat_map(|i| [i as i16 * 30, -(i as i16) * 30]);
-        let v: serde_json::Value = serde_json::from_slice(&peaks_json(samples, 2, frames))?;
+        let bytes: Vec<u8> = (0..frames)
+            .flat_map(|i| [i as i16 * 30, -(i as i16) * 30])
+            .flat_map(i16::to_le_bytes)
+            .collect();
+        let v: serde_json::Value = serde_json::from_slice(&peaks_json(&bytes, 2, frames))?;
         assert_eq!(v["version"], 2);
         assert_eq!(v["samples_per_pixel"], 256);
         assert_eq!(v["length"], 4);

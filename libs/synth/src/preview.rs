@@ -63,7 +63,7 @@ pub fn encode_mp3(
     b.set_num_channels(2).map_err(|e| err(&e))?;
     b.set_sample_rate(SAMPLE_RATE).map_err(|e| err(&e))?;
     b.set_brate(Bitrate::Kbps128).map_err(|e| err(&e))?;
-    b.set_mode(Mode::JointStereo).map_err(|e| err(&e))?;
+    b.set_mode(Mode::Stereo).map_err(|e| err(&e))?;
     b.set_quality(Quality::Ok).map_err(|e| err(&e))?;
     // No Xing/LAME tag frame: it would need a second pass over the finished file.
     b.set_to_write_vbr_tag(false).map_err(|e| err(&e))?;

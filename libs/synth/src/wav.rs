@@ -54,9 +54,19 @@ pub fn encode(channels: &[&[f32]], depth: Depth) -> Vec<u8> {
     let chans = &channels[..channels.len().min(2)];
     let frames = chans.iter().map(|c| c.len()).min().unwrap_or(0);
     let mut out = header(chans.len().max(1) as u16, depth, frames);
-    for i in 0..frames {
-        for ch in chans {
-            push(&mut out, ch[i], depth);
+    match (depth, chans) {
+        (Depth::Int16, [mono]) => {
+            out.resize(HEADER_LEN + frames * 2, 0);
+            for (d, &x) in out[HEADER_LEN..].chunks_exact_mut(2).zip(mono.iter()) {
+                d.copy_from_slice(&to_i16(x).to_le_bytes());
+            }
+        }
+        _ => {
+            for i in 0..frames {
+                for ch in chans {
+                    push(&mut out, ch[i], depth);
+                }
+            }
         }
     }
     out
@@ -74,12 +84,24 @@ pub fn push(out: &mut Vec<u8>, x: f32, depth: Depth) {
     }
 }
 
-/// Rounds to the nearest 16-bit value, saturating (NaN becomes 0).
+/// Rounds to the nearest 16-bit value (ties to even), saturating (NaN becomes 0).
 #[inline]
 pub fn to_i16(x: f32) -> i16 {
+    let x = if x.is_nan() { 0.0 } else { x };
     let v = x.clamp(-1.0, 1.0) * 32767.0;
-    // `as` truncates toward zero, so shift by half a step away from it first.
-    (v + if v >= 0.0 { 0.5 } else { -0.5 }) as i16
+    // Adding 1.5 * 2^23 leaves round(v) in the low mantissa bits (IEEE rounding, the
+    // same on every machine): no float-to-int conversion with its saturation checks,
+    // so loops over many samples vectorise.
+    ((v + 12_582_912.0).to_bits() as i32 - 0x4B40_0000) as i16
+}
+
+/// Writes stereo frames as interleaved 16-bit (4 bytes per frame into `dst`).
+#[inline]
+pub fn put_i16_stereo(dst: &mut [u8], left: &[f32], right: &[f32]) {
+    for ((d, &l), &r) in dst.chunks_exact_mut(4).zip(left).zip(right) {
+        let v = u32::from(to_i16(l) as u16) | (u32::from(to_i16(r) as u16) << 16);
+        d.copy_from_slice(&v.to_le_bytes());
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,50 +202,53 @@ impl<'a> Pcm<'a> {
         let block = sb * self.channels;
         let avail = self.frames().saturating_sub(start).min(out.len());
         let src = &self.data[start.min(self.frames()) * block..][..avail * block];
-        let fmt = self.format;
-        let get = |s: &[u8]| -> f32 {
-            match fmt {
-                Format::U8 => (f32::from(s[0]) - 128.0) / 128.0,
-                Format::I16 => f32::from(i16::from_le_bytes([s[0], s[1]])) / 32768.0,
-                Format::I24 => {
-                    (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 / 8_388_608.0
-                }
-                Format::I32 => {
-                    i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 2_147_483_648.0
-                }
-                Format::F32 => {
-                    let x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-                    if x.is_finite() { x } else { 0.0 }
+        // One loop per format and layout, the match outside: this runs on every frame
+        // of every pass the master makes.
+        match (self.format, self.channels) {
+            (Format::I16, 2) => fill(out, src, block, |f| [i16_at(&f[..2]), i16_at(&f[2..4])]),
+            (Format::I16, _) => fill(out, src, block, |f| [i16_at(f); 2]),
+            (Format::F32, 2) => fill(out, src, block, |f| [f32_at(&f[..4]), f32_at(&f[4..8])]),
+            (Format::F32, _) => fill(out, src, block, |f| [f32_at(f); 2]),
+            (Format::I24, 2) => fill(out, src, block, |f| [i24_at(&f[..3]), i24_at(&f[3..6])]),
+            (Format::I24, _) => fill(out, src, block, |f| [i24_at(f); 2]),
+            (fmt, _) => {
+                let get = |s: &[u8]| match fmt {
+                    Format::U8 => (f32::from(s[0]) - 128.0) / 128.0,
+                    _ => i32::from_le_bytes([s[0], s[1], s[2], s[3]]) as f32 / 2_147_483_648.0,
+                };
+                let stereo = self.channels == 2;
+                for (o, f) in out.iter_mut().zip(src.chunks_exact(block)) {
+                    let l = get(&f[..sb]);
+                    *o = [l, if stereo { get(&f[sb..]) } else { l }];
                 }
             }
-        };
-        for (o, f) in out.iter_mut().zip(src.chunks_exact(block)) {
-            let l = get(&f[..sb]);
-            let r = if self.channels == 2 { get(&f[sb..]) } else { l };
-            *o = [l, r];
         }
         out[avail..].iter_mut().for_each(|o| *o = [0.0; 2]);
     }
+}
 
-    /// Fills `out` with the mean of both channels from the start on.
-    pub fn read_mono(&self, out: &mut [f32]) {
-        let mut buf = [[0.0f32; 2]; 1024];
-        for (k, chunk) in out.chunks_mut(buf.len()).enumerate() {
-            let n = chunk.len();
-            self.read(k * buf.len(), &mut buf[..n]);
-            for (c, [l, r]) in chunk.iter_mut().zip(&buf[..n]) {
-                *c = 0.5 * (l + r);
-            }
-        }
+/// Decodes the `block`-byte frames of `src` into `out` with `frame`.
+#[inline]
+fn fill(out: &mut [[f32; 2]], src: &[u8], block: usize, frame: impl Fn(&[u8]) -> [f32; 2]) {
+    for (o, f) in out.iter_mut().zip(src.chunks_exact(block)) {
+        *o = frame(f);
     }
 }
 
-/// The interleaved 16-bit samples of a file written by [`header`] with `Depth::Int16`.
-pub fn i16_samples(wav: &[u8]) -> impl Iterator<Item = i16> + '_ {
-    wav.get(HEADER_LEN..)
-        .unwrap_or_default()
-        .chunks_exact(2)
-        .map(|b| i16::from_le_bytes([b[0], b[1]]))
+#[inline]
+fn i16_at(s: &[u8]) -> f32 {
+    f32::from(i16::from_le_bytes([s[0], s[1]])) * (1.0 / 32768.0)
+}
+
+#[inline]
+fn i24_at(s: &[u8]) -> f32 {
+    (i32::from_le_bytes([0, s[0], s[1], s[2]]) >> 8) as f32 * (1.0 / 8_388_608.0)
+}
+
+#[inline]
+fn f32_at(s: &[u8]) -> f32 {
+    let x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+    if x.is_finite() { x } else { 0.0 }
 }
 
 #[cfg(test)]
@@ -246,9 +271,9 @@ mod tests {
         }
         let mono = encode(&[&l], Depth::Int16);
         let pcm = Pcm::parse(&mono, ArtifactKind::Vocals)?;
-        let mut m = [1.0f32; 5];
-        pcm.read_mono(&mut m);
-        assert!((m[3] - 1.0).abs() < 1e-4 && m[4] == 0.0 && m[1] == 0.5);
+        let mut m = [[1.0f32; 2]; 5];
+        pcm.read(0, &mut m);
+        assert!((m[3][1] - 1.0).abs() < 1e-4 && m[4] == [0.0; 2] && m[1] == [0.5; 2]);
         assert!(Pcm::parse(b"RIFF0000WAVEjunk", ArtifactKind::Mix).is_err());
         Ok(())
     }

@@ -17,6 +17,7 @@ pub struct Config {
     /// No active secret only in dev mode: a random key is made at start-up.
     pub jwt: JwtSecrets,
     pub cors_origins: Vec<String>,
+    pub limits: crate::limits::LimitsConfig,
 }
 
 impl Config {
@@ -29,6 +30,7 @@ impl Config {
             project_url: env.string("CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
             dev_mode,
             jwt,
+            limits: crate::limits::LimitsConfig::from_env(env),
             cors_origins: env
                 .string("CADENZA_CORS_ORIGINS", "")
                 .split(',')

@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod limits;
 pub mod proxy;
 
 use std::time::Duration;
@@ -66,9 +67,23 @@ pub async fn run(
     let keys = TokenKeys::from_secrets(config.jwt.active.as_ref(), &config.jwt.previous)
         .context("CADENZA_JWT_SECRET / CADENZA_JWT_PREVIOUS_SECRETS")?;
     let channel = cadenza_telemetry::grpc::lazy_channel(&config.project_url)?;
+    let limits = limits::Limits::new(config.limits);
+    {
+        let (limits, shutdown) = (limits.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(60));
+            loop {
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = every.tick() => limits.forget_idle(),
+                }
+            }
+        });
+    }
     let proxy = proxy::Proxy {
         keys: keys.clone(),
         dev_mode: config.dev_mode,
+        limits,
         auth: AuthServiceClient::new(channel.clone()),
         projects: ProjectServiceClient::new(channel.clone()),
         tracks: TrackServiceClient::new(channel.clone()),

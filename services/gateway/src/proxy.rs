@@ -12,6 +12,7 @@ use futures::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::auth::{authenticate, upstream};
+use crate::limits::{Class, Limits};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
@@ -19,6 +20,7 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 pub struct Proxy {
     pub keys: TokenKeys,
     pub dev_mode: bool,
+    pub limits: std::sync::Arc<Limits>,
     pub auth: AuthServiceClient<TracedChannel>,
     pub projects: ProjectServiceClient<TracedChannel>,
     pub tracks: TrackServiceClient<TracedChannel>,
@@ -29,6 +31,11 @@ pub struct Proxy {
 macro_rules! forward {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
         let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        $self.limits.check(
+            Class::Read,
+            Some(&caller.subject),
+            $request.remote_addr().map(|a| a.ip()),
+        )?;
         let call = upstream(&caller.subject, $request.into_inner())?;
         $self.$client.clone().$method(call).await
     }};
@@ -39,6 +46,11 @@ macro_rules! forward_write {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
         let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
         caller.may_write()?;
+        $self.limits.check(
+            Class::Generate,
+            Some(&caller.subject),
+            $request.remote_addr().map(|a| a.ip()),
+        )?;
         let call = upstream(&caller.subject, $request.into_inner())?;
         $self.$client.clone().$method(call).await
     }};
@@ -47,6 +59,11 @@ macro_rules! forward_write {
 /// Forwards a call that needs no token (signing in), with nothing but the message.
 macro_rules! forward_anonymous {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
+        $self.limits.check(
+            Class::Anonymous,
+            None,
+            $request.remote_addr().map(|a| a.ip()),
+        )?;
         $self
             .$client
             .clone()
@@ -59,6 +76,11 @@ macro_rules! forward_anonymous {
 macro_rules! forward_stream {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
         let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        $self.limits.check(
+            Class::Read,
+            Some(&caller.subject),
+            $request.remote_addr().map(|a| a.ip()),
+        )?;
         let call = upstream(&caller.subject, $request.into_inner())?;
         let response = $self.$client.clone().$method(call).await?;
         Ok(Response::new(

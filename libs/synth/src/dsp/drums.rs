@@ -87,18 +87,67 @@ pub fn hit(out: &mut [f32], note: u8, vel: f32, kit: &Kit, noise: &mut Noise) {
     }
 }
 
+/// Samples computed at once: each hit runs its recursions (pitch, noise, filter) a
+/// block at a time, then the vectorised parts (sines, decay curves) over the block.
+const B: usize = 64;
+
+/// `k^0 .. k^(B-1)`: a decay over one block, without a chain through the samples.
+fn powers(k: f32) -> [f32; B] {
+    let mut p = [1.0f32; B];
+    for i in 1..B {
+        p[i] = p[i - 1] * k;
+    }
+    p
+}
+
+/// Adds `amp * decay^i * x[i]` to `out` for the signal `x` that `fill` writes a block at
+/// a time, for at most `n` samples.
+fn decaying(
+    out: &mut [f32],
+    n: usize,
+    amp: f32,
+    decay: f32,
+    mut fill: impl FnMut(usize, &mut [f32]),
+) {
+    let pw = powers(decay);
+    let step = pw[B - 1] * decay;
+    let mut a = amp;
+    let mut x = [0.0f32; B];
+    let len = n.min(out.len());
+    for (b, o) in out[..len].chunks_mut(B).enumerate() {
+        let x = &mut x[..o.len()];
+        fill(b * B, x);
+        for ((o, &x), &p) in o.iter_mut().zip(x.iter()).zip(&pw) {
+            *o += a * p * x;
+        }
+        a *= step;
+    }
+}
+
+/// Filtered noise into `x`: `kind` is the filter's block method.
+fn noise_into(x: &mut [f32], noise: &mut Noise, filter: &mut Svf, kind: fn(&mut Svf, &mut [f32])) {
+    for v in x.iter_mut() {
+        *v = noise.next();
+    }
+    kind(filter, x);
+}
+
 /// Sine with an exponential pitch drop: the body of kicks and toms.
 fn tone(out: &mut [f32], amp: f32, start_hz: f32, end_hz: f32, decay: f32) {
     let n = ((decay + 0.05) * SR) as usize;
     let pitch_k = (-1.0 / (0.03 * SR)).exp();
     let amp_k = super::env::decay_coef(decay);
-    let (mut f, mut a, mut ph) = (start_hz - end_hz, amp, 0.0f32);
-    for o in out.iter_mut().take(n) {
-        ph += (end_hz + f) / SR;
-        f *= pitch_k;
-        *o += a * sin_cycles(ph);
-        a *= amp_k;
-    }
+    let (mut f, mut ph) = (start_hz - end_hz, 0.0f32);
+    decaying(out, n, amp, amp_k, |_, x| {
+        for v in x.iter_mut() {
+            ph += (end_hz + f) * (1.0 / SR);
+            f *= pitch_k;
+            *v = ph;
+        }
+        for v in x.iter_mut() {
+            *v = sin_cycles(*v);
+        }
+    });
 }
 
 fn kick(out: &mut [f32], amp: f32, kit: &Kit) {
@@ -111,31 +160,35 @@ fn snare(out: &mut [f32], amp: f32, kit: &Kit, noise: &mut Noise) {
     tone(out, amp * 0.5, 240.0, 180.0, 0.08);
     let mut hp = Svf::new(1800.0, 0.7);
     let k = super::env::decay_coef(kit.snare_decay);
-    let mut a = amp * 0.6;
-    for o in out.iter_mut().take(((kit.snare_decay + 0.1) * SR) as usize) {
-        *o += a * hp.high(noise.next());
-        a *= k;
-    }
+    let n = ((kit.snare_decay + 0.1) * SR) as usize;
+    decaying(out, n, amp * 0.6, k, |_, x| {
+        noise_into(x, noise, &mut hp, Svf::high_block)
+    });
 }
 
 fn clap(out: &mut [f32], amp: f32, noise: &mut Noise) {
     let mut bp = Svf::new(1200.0, 1.5);
-    let n = (0.3 * SR) as usize;
+    let n = ((0.3 * SR) as usize).min(out.len());
     let k = super::env::decay_coef(0.18);
+    let burst_end = (0.03 * SR) as usize;
     let mut tail = amp * 0.7;
-    for (i, o) in out.iter_mut().take(n).enumerate() {
-        let t = i as f32 / SR;
-        // Three quick claps, then the room.
-        let burst = if t < 0.03 {
-            1.0 - ((t * 100.0).fract())
-        } else {
-            0.0
-        };
-        let env = if t < 0.03 { burst * amp } else { tail };
-        if t >= 0.03 {
-            tail *= k;
+    let mut x = [0.0f32; B];
+    for (b, o) in out[..n].chunks_mut(B).enumerate() {
+        let x = &mut x[..o.len()];
+        noise_into(x, noise, &mut bp, Svf::band_norm_block);
+        for (j, (o, &x)) in o.iter_mut().zip(x.iter()).enumerate() {
+            let i = b * B + j;
+            // Three quick claps, then the room.
+            let env = if i < burst_end {
+                let c = i as f32 / SR * 100.0;
+                (1.0 - (c - (c as u32) as f32)) * amp
+            } else {
+                let e = tail;
+                tail *= k;
+                e
+            };
+            *o += env * x;
         }
-        *o += env * bp.band_norm(noise.next());
     }
 }
 
@@ -143,21 +196,20 @@ fn clap(out: &mut [f32], amp: f32, noise: &mut Noise) {
 fn metal(out: &mut [f32], amp: f32, hz: f32, decay: f32, noise: &mut Noise) {
     let mut hp = Svf::new(hz, 0.9);
     let k = super::env::decay_coef(decay);
-    let mut a = amp;
-    for o in out.iter_mut().take(((decay + 0.05) * SR) as usize) {
-        *o += a * hp.high(noise.next());
-        a *= k;
-    }
+    let n = ((decay + 0.05) * SR) as usize;
+    decaying(out, n, amp, k, |_, x| {
+        noise_into(x, noise, &mut hp, Svf::high_block)
+    });
 }
 
 fn ride(out: &mut [f32], amp: f32, noise: &mut Noise) {
     metal(out, amp * 0.5, 7000.0, 0.6, noise);
     // The bell: two inharmonic partials.
     let k = super::env::decay_coef(0.7);
-    let mut a = amp * 0.3;
-    for (i, o) in out.iter_mut().take((0.8 * SR) as usize).enumerate() {
-        let t = i as f32 / SR;
-        *o += a * (sin_cycles(t * 2980.0) + 0.6 * sin_cycles(t * 4130.0));
-        a *= k;
-    }
+    decaying(out, (0.8 * SR) as usize, amp * 0.3, k, |i0, x| {
+        for (j, v) in x.iter_mut().enumerate() {
+            let t = (i0 + j) as f32 / SR;
+            *v = sin_cycles(t * 2980.0) + 0.6 * sin_cycles(t * 4130.0);
+        }
+    });
 }

@@ -28,9 +28,47 @@ impl OnePole {
         self.y += self.a * (x - self.y);
         self.y
     }
-    #[inline]
-    pub fn hp(&mut self, x: f32) -> f32 {
-        x - self.lp(x)
+
+    /// Low-pass over a block in place, four samples per step: each group of four
+    /// outputs is the last output times powers of the pole plus the four inputs
+    /// through the impulse response, so the recursion advances four samples for
+    /// one multiply-add.
+    pub fn lp_block(&mut self, x: &mut [f32]) {
+        let a = self.a;
+        let c = 1.0 - a;
+        let cp = [c, c * c, c * c * c, c * c * c * c];
+        let b = [
+            [a, a * c, a * cp[1], a * cp[2]],
+            [0.0, a, a * c, a * cp[1]],
+            [0.0, 0.0, a, a * c],
+            [0.0, 0.0, 0.0, a],
+        ];
+        let mut y = self.y;
+        let mut quads = x.chunks_exact_mut(4);
+        for q in &mut quads {
+            let mut out = [0.0f32; 4];
+            for l in 0..4 {
+                out[l] = ((q[0] * b[0][l] + q[1] * b[1][l]) + (q[2] * b[2][l] + q[3] * b[3][l]))
+                    + y * cp[l];
+            }
+            y = out[3];
+            q.copy_from_slice(&out);
+        }
+        for v in quads.into_remainder() {
+            y = c * y + a * *v;
+            *v = y;
+        }
+        self.y = y;
+    }
+
+    /// High-pass over a block in place (the input minus its low-pass).
+    pub fn hp_block(&mut self, x: &mut [f32], scratch: &mut [f32]) {
+        let scratch = &mut scratch[..x.len()];
+        scratch.copy_from_slice(x);
+        self.lp_block(scratch);
+        for (v, l) in x.iter_mut().zip(scratch.iter()) {
+            *v -= l;
+        }
     }
 }
 
@@ -39,7 +77,6 @@ impl OnePole {
 pub struct SvfOut {
     pub low: f32,
     pub band: f32,
-    pub high: f32,
 }
 
 /// Topology-preserving-transform state-variable filter.
@@ -74,12 +111,49 @@ impl Svf {
         let v2 = self.ic2 + self.a2 * self.ic1 + self.a3 * v3;
         self.ic1 = 2.0 * v1 - self.ic1;
         self.ic2 = 2.0 * v2 - self.ic2;
-        SvfOut {
-            low: v2,
-            band: v1,
-            high: x - self.k * v1 - v2,
-        }
+        SvfOut { low: v2, band: v1 }
     }
+    /// The update as one matrix step, `(ic1, ic2)' = M (ic1, ic2) + d x`, and an
+    /// output `o . (ic1, ic2, x)`: every path from one state to the next is a
+    /// multiply and two adds, the shortest chain a recursion over a block can have.
+    #[inline]
+    fn run_block(&mut self, x: &mut [f32], o: [f32; 3]) {
+        let (a1, a2, a3) = (self.a1, self.a2, self.a3);
+        let (m11, m12, d1) = (2.0 * a1 - 1.0, -2.0 * a2, 2.0 * a2);
+        let (m21, m22, d2) = (2.0 * a2, 1.0 - 2.0 * a3, 2.0 * a3);
+        let (mut ic1, mut ic2) = (self.ic1, self.ic2);
+        for v in x.iter_mut() {
+            let (s1, s2, xi) = (ic1, ic2, *v);
+            *v = o[0] * s1 + o[1] * s2 + o[2] * xi;
+            ic1 = m11 * s1 + m12 * s2 + d1 * xi;
+            ic2 = m21 * s1 + m22 * s2 + d2 * xi;
+        }
+        self.ic1 = ic1;
+        self.ic2 = ic2;
+    }
+
+    /// Low-pass over a block in place.
+    pub fn low_block(&mut self, x: &mut [f32]) {
+        // v2 = ic2 + a2 ic1 + a3 (x - ic2)
+        let o = [self.a2, 1.0 - self.a3, self.a3];
+        self.run_block(x, o);
+    }
+
+    /// High-pass over a block in place.
+    pub fn high_block(&mut self, x: &mut [f32]) {
+        // x - k v1 - v2, v1 = a1 ic1 + a2 (x - ic2)
+        let (k, a1, a2, a3) = (self.k, self.a1, self.a2, self.a3);
+        let o = [-k * a1 - a2, k * a2 - 1.0 + a3, 1.0 - k * a2 - a3];
+        self.run_block(x, o);
+    }
+
+    /// Unity-gain band-pass over a block in place.
+    pub fn band_norm_block(&mut self, x: &mut [f32]) {
+        let (k, a1, a2) = (self.k, self.a1, self.a2);
+        let o = [k * a1, -k * a2, k * a2];
+        self.run_block(x, o);
+    }
+
     #[inline]
     pub fn low(&mut self, x: f32) -> f32 {
         self.process(x).low
@@ -89,10 +163,6 @@ impl Svf {
     pub fn band_norm(&mut self, x: f32) -> f32 {
         let k = self.k;
         self.process(x).band * k
-    }
-    #[inline]
-    pub fn high(&mut self, x: f32) -> f32 {
-        self.process(x).high
     }
 }
 
@@ -112,11 +182,36 @@ impl DcBlock {
             y1: 0.0,
         }
     }
-    #[inline]
-    pub fn process(&mut self, x: f32) -> f32 {
-        let y = x - self.x1 + self.r * self.y1;
-        self.x1 = x;
+    /// Channel `c` of `frames` in place, four frames per step: the recursion
+    /// advances four frames for one multiply-add (as in [`OnePole::lp_block`]).
+    pub fn process_channel(&mut self, frames: &mut [[f32; 2]], c: usize) {
+        let r = self.r;
+        let (r2, r3) = (r * r, r * r * r);
+        let r4 = r2 * r2;
+        let (mut x1, mut y) = (self.x1, self.y1);
+        let mut quads = frames.chunks_exact_mut(4);
+        for q in &mut quads {
+            let x = [q[0][c], q[1][c], q[2][c], q[3][c]];
+            let d = [x[0] - x1, x[1] - x[0], x[2] - x[1], x[3] - x[2]];
+            let out = [
+                d[0] + r * y,
+                (d[1] + r * d[0]) + r2 * y,
+                ((d[2] + r * d[1]) + r2 * d[0]) + r3 * y,
+                ((d[3] + r * d[2]) + (r2 * d[1] + r3 * d[0])) + r4 * y,
+            ];
+            for (f, o) in q.iter_mut().zip(out) {
+                f[c] = o;
+            }
+            x1 = x[3];
+            y = out[3];
+        }
+        for f in quads.into_remainder() {
+            let v = f[c] - x1 + r * y;
+            x1 = f[c];
+            y = v;
+            f[c] = v;
+        }
+        self.x1 = x1;
         self.y1 = y;
-        y
     }
 }

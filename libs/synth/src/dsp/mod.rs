@@ -1,5 +1,6 @@
-//! Signal processing building blocks. All of them are plain structs stepped one sample
-//! at a time, with coefficients computed once per note or per block, never per sample.
+//! Signal processing building blocks. All of them are plain structs stepped a sample
+//! or a block at a time, with coefficients computed once per note or per block, never
+//! per sample.
 
 pub mod drums;
 pub mod env;
@@ -30,16 +31,17 @@ impl Noise {
     }
 }
 
-/// Fast sine of a phase in cycles (any real value), accurate to about 0.1%.
+/// Fast sine of a phase in cycles (any real value below 2^22 in magnitude), accurate
+/// to about 0.1%.
 #[inline]
 pub fn sin_cycles(phase: f32) -> f32 {
     use std::f32::consts::PI;
-    // Wrap to -0.5..0.5 cycles, then a parabola refined by one correction step.
-    // floor() is a libm call on baseline x86-64; an integer cast plus a fix-up is not.
-    let q = phase + 0.5;
-    let i = q as i32;
-    let fl = if q < i as f32 { i - 1 } else { i };
-    let p = phase - fl as f32;
+    // Wrap to -0.5..=0.5 cycles, then a parabola refined by one correction step.
+    // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer (IEEE
+    // round-to-nearest, the same on every machine): no libm `floor` and no
+    // float-to-int conversion, so loops of sines vectorise.
+    const ROUND: f32 = 12_582_912.0;
+    let p = phase - ((phase + ROUND) - ROUND);
     let x = p * 2.0 * PI;
     let y = (4.0 / PI) * x - (4.0 / (PI * PI)) * x * x.abs();
     0.225 * (y * y.abs() - y) + y

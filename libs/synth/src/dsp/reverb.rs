@@ -2,72 +2,130 @@
 //! slightly different delay lengths per side for stereo width. Eight combs per side:
 //! with four, the few resonances that stood out coloured every song with the same
 //! pitches (a chroma analysis heard them as a key of their own).
+//!
+//! It runs at half the sample rate (delay lengths halved, the send given as the mean of
+//! each pair of frames, the output interpolated back): the tail is damped far below
+//! 11 kHz anyway, and the reverb was the costliest effect of the mix.
+//!
+//! The work is laid out for the processor: the eight combs of a side step together as
+//! lanes of small arrays (their recursions are independent, so they overlap instead of
+//! waiting on each other), over runs of samples in which no delay line wraps, so the
+//! inner loop has no index bookkeeping; each all-pass then runs over the whole run at
+//! once (its delay is longer than the run, so no sample depends on another).
 
 /// Delay lengths in samples at 44.1 kHz, all prime so echoes and resonances do not pile up.
 const COMBS: [usize; 8] = [1103, 1181, 1259, 1327, 1429, 1493, 1553, 1613];
 const ALLPASSES: [usize; 4] = [557, 439, 347, 227];
 const STEREO_SPREAD: usize = 23;
+/// Half-rate samples per run: below the shortest delay line, so a run never reads what
+/// it wrote itself.
+const RUN: usize = 96;
 
-struct Comb {
-    buf: Vec<f32>,
-    idx: usize,
-    store: f32,
-}
-
-impl Comb {
-    fn new(len: usize) -> Self {
-        Comb {
-            buf: vec![0.0; len],
-            idx: 0,
-            store: 0.0,
-        }
-    }
-    #[inline]
-    fn process(&mut self, x: f32, feedback: f32, damp: f32) -> f32 {
-        let y = self.buf[self.idx];
-        self.store = y * (1.0 - damp) + self.store * damp;
-        self.buf[self.idx] = x + self.store * feedback;
-        self.idx += 1;
-        if self.idx == self.buf.len() {
-            self.idx = 0;
-        }
-        y
-    }
-}
-
-struct AllPass {
+/// A delay line with its position.
+struct Line {
     buf: Vec<f32>,
     idx: usize,
 }
 
-impl AllPass {
+impl Line {
     fn new(len: usize) -> Self {
-        AllPass {
-            buf: vec![0.0; len],
+        Line {
+            buf: vec![0.0; len.max(RUN + 1)],
             idx: 0,
         }
     }
-    #[inline]
-    fn process(&mut self, x: f32) -> f32 {
-        let b = self.buf[self.idx];
-        let y = b - x;
-        self.buf[self.idx] = x + b * 0.5;
-        self.idx += 1;
+    /// Samples until the position wraps.
+    fn room(&self) -> usize {
+        self.buf.len() - self.idx
+    }
+    /// The next `n` cells (at most `room()`), and advances past them.
+    fn take(&mut self, n: usize) -> &mut [f32] {
+        let at = self.idx;
+        self.idx += n;
         if self.idx == self.buf.len() {
             self.idx = 0;
         }
-        y
+        &mut self.buf[at..at + n]
     }
 }
 
-/// Stereo reverb of a mono send. It runs at half the sample rate (delay lengths halved,
-/// pairs of input samples averaged, output interpolated back): the tail is damped far
-/// below 11 kHz anyway, and the reverb was the costliest effect of the mix.
+/// One side: eight damped combs in parallel into four all-passes in series.
+struct Side {
+    combs: [Line; 8],
+    /// The combs' one-pole damping states.
+    store: [f32; 8],
+    allpasses: [Line; 4],
+}
+
+impl Side {
+    fn new(extra: usize) -> Self {
+        Side {
+            combs: COMBS.map(|n| Line::new((n + extra) / 2)),
+            store: [0.0; 8],
+            allpasses: ALLPASSES.map(|n| Line::new((n + extra) / 2)),
+        }
+    }
+
+    /// Runs `x` (at most `RUN` samples) into `y`.
+    fn run(&mut self, x: &[f32], y: &mut [f32], feedback: f32, damp: f32) {
+        let n = x.len();
+        // Split the run where the first comb line wraps, then the next, and so on, so
+        // every piece is contiguous in all eight lines.
+        let mut done = 0;
+        while done < n {
+            let m = self.combs.iter().map(Line::room).fold(n - done, usize::min);
+            let [c0, c1, c2, c3, c4, c5, c6, c7] = &mut self.combs;
+            let lines = [
+                c0.take(m),
+                c1.take(m),
+                c2.take(m),
+                c3.take(m),
+                c4.take(m),
+                c5.take(m),
+                c6.take(m),
+                c7.take(m),
+            ];
+            let mut store = self.store;
+            for (i, (&x, y)) in x[done..done + m]
+                .iter()
+                .zip(&mut y[done..done + m])
+                .enumerate()
+            {
+                let out: [f32; 8] = std::array::from_fn(|k| lines[k][i]);
+                for k in 0..8 {
+                    store[k] = out[k] * (1.0 - damp) + store[k] * damp;
+                }
+                for k in 0..8 {
+                    lines[k][i] = x + store[k] * feedback;
+                }
+                *y = ((out[0] + out[1]) + (out[2] + out[3]))
+                    + ((out[4] + out[5]) + (out[6] + out[7]));
+            }
+            self.store = store;
+            done += m;
+        }
+        for ap in &mut self.allpasses {
+            let mut done = 0;
+            while done < n {
+                let m = ap.room().min(n - done);
+                let line = ap.take(m);
+                for (b, y) in line.iter_mut().zip(&mut y[done..done + m]) {
+                    let old = *b;
+                    *b = *y + old * 0.5;
+                    *y = old - *y;
+                }
+                done += m;
+            }
+        }
+    }
+}
+
+/// Stereo reverb of a mono send.
 pub struct Reverb {
     /// The last half-rate output per side, for interpolating back up.
     prev: [f32; 2],
-    left: (Vec<Comb>, Vec<AllPass>),
-    right: (Vec<Comb>, Vec<AllPass>),
+    left: Side,
+    right: Side,
     feedback: f32,
     damp: f32,
 }
@@ -75,23 +133,11 @@ pub struct Reverb {
 impl Reverb {
     /// `size` 0..1 sets the decay time, `damp` 0..1 how fast the highs fade.
     pub fn new(size: f32, damp: f32) -> Self {
-        let side = |extra: usize| {
-            (
-                COMBS
-                    .iter()
-                    .map(|&n| Comb::new((n + extra) / 2))
-                    .collect::<Vec<_>>(),
-                ALLPASSES
-                    .iter()
-                    .map(|&n| AllPass::new((n + extra) / 2))
-                    .collect::<Vec<_>>(),
-            )
-        };
         let damp = damp.clamp(0.0, 0.95);
         Reverb {
             prev: [0.0; 2],
-            left: side(0),
-            right: side(STEREO_SPREAD),
+            left: Side::new(0),
+            right: Side::new(STEREO_SPREAD),
             // Above ~0.9 the combs ring at their own pitches instead of sounding like a room.
             feedback: 0.7 + 0.2 * size.clamp(0.0, 1.0),
             // One half-rate step stands for two full-rate steps of the damping filter.
@@ -99,31 +145,31 @@ impl Reverb {
         }
     }
 
-    /// Adds the reverb of `send` into `left` and `right`.
-    pub fn process(&mut self, send: &[f32], left: &mut [f32], right: &mut [f32]) {
+    /// Adds the reverb of the half-rate send `half` (each value the mean of two frames)
+    /// into the full-rate `left` and `right` (two frames per value, or one for the
+    /// last value when they are odd in length).
+    pub fn process_half(&mut self, half: &[f32], left: &mut [f32], right: &mut [f32]) {
         let (fb, damp) = (self.feedback, self.damp);
-        let run = |side: &mut (Vec<Comb>, Vec<AllPass>), x: f32| {
-            let mut y = 0.0;
-            for c in side.0.iter_mut() {
-                y += c.process(x, fb, damp);
+        let mut yl = [0.0f32; RUN];
+        let mut yr = [0.0f32; RUN];
+        for (k, x) in half.chunks(RUN).enumerate() {
+            let n = x.len();
+            self.left.run(x, &mut yl[..n], fb, damp);
+            self.right.run(x, &mut yr[..n], fb, damp);
+            let at = k * RUN * 2;
+            let end = (at + 2 * n).min(left.len()).min(right.len());
+            let (l, r) = (&mut left[at..end], &mut right[at..end]);
+            for (i, (l, r)) in l.chunks_mut(2).zip(r.chunks_mut(2)).enumerate() {
+                let (a, b) = (yl[i] * 0.15, yr[i] * 0.15);
+                // The first frame of the pair sits halfway between two outputs.
+                l[0] += 0.5 * (self.prev[0] + a);
+                r[0] += 0.5 * (self.prev[1] + b);
+                if l.len() > 1 {
+                    l[1] += a;
+                    r[1] += b;
+                }
+                self.prev = [a, b];
             }
-            for a in side.1.iter_mut() {
-                y = a.process(y);
-            }
-            y * 0.15
-        };
-        let n = send.len().min(left.len()).min(right.len());
-        for i in (0..n).step_by(2) {
-            let j = (i + 1).min(n - 1);
-            let x = 0.5 * (send[i] + send[j]);
-            let (yl, yr) = (run(&mut self.left, x), run(&mut self.right, x));
-            left[i] += 0.5 * (self.prev[0] + yl);
-            right[i] += 0.5 * (self.prev[1] + yr);
-            if j > i {
-                left[j] += yl;
-                right[j] += yr;
-            }
-            self.prev = [yl, yr];
         }
     }
 }

@@ -65,11 +65,73 @@ fn lerp4(a: [f32; 4], b: [f32; 4], t: f32) -> [f32; 4] {
     ]
 }
 
+/// The four formant resonators as lanes of small arrays: their recursions are
+/// independent, so one sample of all four is a handful of packed operations.
+///
+/// Each is the state-variable band-pass of [`Svf`] rewritten as its state update
+/// (`s' = M s + d x`, output `v1 = e s + f x`), with the band gain folded in.
+#[derive(Default)]
+struct Bank {
+    /// Output: `gain * k * v1 = o1 * ic1 + o2 * ic2 + o3 * x`.
+    o: [[f32; 4]; 3],
+    /// `ic1' = m11 ic1 + m12 ic2 + d1 x`, `ic2' = m21 ic1 + m22 ic2 + d2 x`.
+    m: [[f32; 4]; 6],
+    ic1: [f32; 4],
+    ic2: [f32; 4],
+}
+
+impl Bank {
+    /// Tunes resonator `j` to `fc` with bandwidth `bw` (costs a `tan`: per block).
+    fn set(&mut self, j: usize, fc: f32, bw: f32, gain: f32) {
+        let g = (std::f32::consts::PI * fc.clamp(10.0, SR * 0.45) / SR).tan();
+        let k = 1.0 / (fc / bw).max(0.3);
+        let a1 = 1.0 / (1.0 + g * (g + k));
+        let a2 = g * a1;
+        let a3 = g * a2;
+        // v3 = x - ic2; v1 = a1 ic1 + a2 v3; v2 = ic2 + a2 ic1 + a3 v3.
+        let gk = gain * k;
+        self.o[0][j] = gk * a1;
+        self.o[1][j] = -gk * a2;
+        self.o[2][j] = gk * a2;
+        // ic1' = 2 v1 - ic1, ic2' = 2 v2 - ic2.
+        self.m[0][j] = 2.0 * a1 - 1.0;
+        self.m[1][j] = -2.0 * a2;
+        self.m[2][j] = 2.0 * a2;
+        self.m[3][j] = 2.0 * a2;
+        self.m[4][j] = 1.0 - 2.0 * a3;
+        self.m[5][j] = 2.0 * a3;
+    }
+
+    /// Filters `src` and adds `amp[i]` times the sum of the four bands to `out`.
+    #[inline]
+    fn run(&mut self, src: &[f32], amp: &[f32], out: &mut [f32]) {
+        let (o, m) = (self.o, self.m);
+        let (mut ic1, mut ic2) = (self.ic1, self.ic2);
+        for ((&x, &a), o_) in src.iter().zip(amp).zip(out.iter_mut()) {
+            let mut y = [0.0f32; 4];
+            for j in 0..4 {
+                y[j] = o[0][j] * ic1[j] + o[1][j] * ic2[j] + o[2][j] * x;
+                let n1 = m[0][j] * ic1[j] + m[1][j] * ic2[j] + m[2][j] * x;
+                let n2 = m[3][j] * ic1[j] + m[4][j] * ic2[j] + m[5][j] * x;
+                ic1[j] = n1;
+                ic2[j] = n2;
+            }
+            *o_ += a * ((y[0] + y[1]) + (y[2] + y[3]));
+        }
+        self.ic1 = ic1;
+        self.ic2 = ic2;
+    }
+}
+
 /// Sings `notes` (sorted, non-overlapping) into `out`.
+///
+/// A block of [`BLOCK`] samples at a time: formants are retuned per block, the
+/// source (pitch glide, vibrato, glottal saw, breath) is computed for the block, then
+/// the resonator bank runs over it in one tight loop.
 pub fn sing(out: &mut [f32], notes: &[SungNote], singer: Singer, noise: &mut Noise) {
     let mut saw = Saw::default();
     let mut tilt = OnePole::new(900.0);
-    let mut bank = [Svf::default(); 4];
+    let mut bank = Bank::default();
     let mut freq = notes.first().map_or(220.0, |n| n.freq);
     let glide_k = 1.0 - (-1.0 / (0.04 * SR)).exp();
     let mut amp = 0.0f32;
@@ -78,6 +140,9 @@ pub fn sing(out: &mut [f32], notes: &[SungNote], singer: Singer, noise: &mut Noi
         .first()
         .map_or(formants(Vowel::A), |n| formants(n.vowel));
     let mut prev_legato = false;
+    let mut src = [0.0f32; BLOCK];
+    let mut amps = [0.0f32; BLOCK];
+    let mut vib = [0.0f32; BLOCK];
     for n in notes {
         if !prev_legato {
             // A fresh breath: start slightly flat and scoop up, as singers do.
@@ -101,37 +166,44 @@ pub fn sing(out: &mut [f32], notes: &[SungNote], singer: Singer, noise: &mut Noi
         if n.start >= end {
             continue;
         }
-        for (k, o) in out[n.start..end].iter_mut().enumerate() {
-            let sounding = k < n.len;
-            if k % BLOCK == 0 {
-                let p = k as f32 / onset_len as f32;
-                let mut f = lerp4(from, target, p);
-                if let Some(g) = glide {
-                    let q = (k as f32 / n.len.max(1) as f32 - 0.6) / 0.35;
-                    f = lerp4(f, g, q);
-                }
-                if coda_nasal {
-                    let q = (k as f32 / n.len.max(1) as f32 - 0.75) / 0.2;
-                    f = lerp4(f, NASAL, q);
-                }
-                shape = f;
-                for (j, filt) in bank.iter_mut().enumerate() {
-                    let fc = f[j] * singer.formant_scale;
-                    filt.set(fc, fc / BANDWIDTHS[j]);
-                }
+        for (b, o) in out[n.start..end].chunks_mut(BLOCK).enumerate() {
+            let k0 = b * BLOCK;
+            let p = k0 as f32 / onset_len as f32;
+            let mut f = lerp4(from, target, p);
+            if let Some(g) = glide {
+                let q = (k0 as f32 / n.len.max(1) as f32 - 0.6) / 0.35;
+                f = lerp4(f, g, q);
             }
-            let t = k as f32 / SR;
-            let vib_depth = 0.3 * ((t - 0.2) / 0.3).clamp(0.0, 1.0);
-            let vib = 1.0 + vib_depth * 0.0578 * sin_cycles(t * 5.6);
-            freq += (n.freq - freq) * glide_k;
-            let target_amp = if sounding { n.vel } else { 0.0 };
-            amp += (target_amp - amp) * amp_k;
-            let src = tilt.lp(saw.next(freq * vib / SR)) * 4.0 + singer.breath * noise.next();
-            let mut y = 0.0;
-            for (filt, g) in bank.iter_mut().zip(GAINS) {
-                y += g * filt.band_norm(src);
+            if coda_nasal {
+                let q = (k0 as f32 / n.len.max(1) as f32 - 0.75) / 0.2;
+                f = lerp4(f, NASAL, q);
             }
-            *o += amp * y;
+            shape = f;
+            for j in 0..4 {
+                let fc = f[j] * singer.formant_scale;
+                bank.set(j, fc, BANDWIDTHS[j], GAINS[j]);
+            }
+            let len = o.len();
+            for (i, v) in vib[..len].iter_mut().enumerate() {
+                let t = (k0 + i) as f32 / SR;
+                let depth = 0.3 * ((t - 0.2) / 0.3).clamp(0.0, 1.0);
+                *v = (1.0 + depth * 0.0578 * sin_cycles(t * 5.6)) * (1.0 / SR);
+            }
+            // The note sounds for `n.len` samples, then the tail fades.
+            let sounding = n.len.saturating_sub(k0).min(len);
+            for (i, ((s, a), &v)) in src[..len]
+                .iter_mut()
+                .zip(&mut amps[..len])
+                .zip(&vib[..len])
+                .enumerate()
+            {
+                freq += (n.freq - freq) * glide_k;
+                let target_amp = if i < sounding { n.vel } else { 0.0 };
+                amp += (target_amp - amp) * amp_k;
+                *a = amp;
+                *s = tilt.lp(saw.next(freq * v)) * 4.0 + singer.breath * noise.next();
+            }
+            bank.run(&src[..len], &amps[..len], o);
         }
         if let Some(c) = n.coda.filter(|c| !matches!(c, Consonant::Nasal)) {
             consonant(out, n.start + n.len, c, false, n.vel, noise);
