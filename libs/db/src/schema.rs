@@ -182,6 +182,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    login_failures (key) {
+        key -> Text,
+        failures -> Int4,
+        last_failure_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(runs -> projects (project_id));
 diesel::joinable!(stages -> runs (run_id));
@@ -202,4 +210,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     storage_deleted_projects,
     users,
     refresh_tokens,
+    login_failures,
 );

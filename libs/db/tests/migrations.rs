@@ -36,7 +36,8 @@ async fn schema_matches_the_database() {
         storage_objects,
         storage_deleted_projects,
         users,
-        refresh_tokens
+        refresh_tokens,
+        login_failures
     );
 }
 

@@ -343,3 +343,50 @@ async fn a_burst_from_one_user_is_limited_without_slowing_another() {
         .expect("reads have their own bucket");
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sign_ins_slow_down_per_account_without_revealing_it_exists() {
+    let mesh = TestMesh::start().await;
+    let mut auth = AuthServiceClient::new(mesh.channel().await);
+    register(&mut auth, "target@example.com").await;
+    register(&mut auth, "neighbour@example.com").await;
+    let attempt = |email: &str, password: &str| v1::LoginRequest {
+        email: email.into(),
+        password: password.into(),
+    };
+    // Five free failures for an account, existing or not.
+    for email in ["target@example.com", "ghost@example.com"] {
+        for _ in 0..5 {
+            let err = auth
+                .login(attempt(email, "not the passphrase"))
+                .await
+                .expect_err("wrong password");
+            assert_eq!(err.code(), Code::Unauthenticated, "{email}");
+        }
+        // Then even the right password must wait, and the answer says how long.
+        let err = auth
+            .login(attempt(email, PASSWORD))
+            .await
+            .expect_err("throttled");
+        assert_eq!(err.code(), Code::ResourceExhausted, "{email}: {err:?}");
+        assert_eq!(reason(&err), "LOGIN_THROTTLED");
+        let wait = err
+            .get_details_retry_info()
+            .and_then(|info| info.retry_delay)
+            .expect("retry info");
+        assert!(wait > std::time::Duration::ZERO && wait <= std::time::Duration::from_secs(1));
+    }
+    // The address has more room: a neighbour behind the same address signs in.
+    auth.login(attempt("neighbour@example.com", PASSWORD))
+        .await
+        .expect("another account from the same address");
+    // After the wait, the right password works again and clears the count.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    auth.login(attempt("target@example.com", PASSWORD))
+        .await
+        .expect("after the wait");
+    auth.login(attempt("target@example.com", PASSWORD))
+        .await
+        .expect("the count was cleared");
+    mesh.stop().await;
+}

@@ -7,6 +7,8 @@ use tonic::{Request, Status};
 
 /// Set on every upstream request; `project` trusts only the gateway to set it.
 pub const SUBJECT_HEADER: &str = "x-cadenza-subject";
+/// Set on sign-in calls: the client's address, for the sign-in throttle.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-cadenza-client-address";
 
 /// Who a verified token speaks for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use cadenza_telemetry::grpc::TracedChannel;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{authenticate, upstream};
+use crate::auth::{CLIENT_ADDRESS_HEADER, authenticate, upstream};
 use crate::limits::{Class, Limits};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -64,11 +64,15 @@ macro_rules! forward_anonymous {
             None,
             $request.remote_addr().map(|a| a.ip()),
         )?;
-        $self
-            .$client
-            .clone()
-            .$method(Request::new($request.into_inner()))
-            .await
+        let address = $request.remote_addr().map(|a| a.ip());
+        let mut call = Request::new($request.into_inner());
+        // For the sign-in throttle; built here, so a client cannot set it.
+        if let Some(value) =
+            address.and_then(|ip| tonic::metadata::MetadataValue::try_from(ip.to_string()).ok())
+        {
+            call.metadata_mut().insert(CLIENT_ADDRESS_HEADER, value);
+        }
+        $self.$client.clone().$method(call).await
     }};
 }
 

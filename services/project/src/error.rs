@@ -18,6 +18,9 @@ pub enum ApiError {
     /// UNAUTHENTICATED with a specific reason (a refresh token reused, expired).
     #[error("{1}")]
     Denied(&'static str, String),
+    /// Too many failed sign-ins: come back after the wait.
+    #[error("too many failed sign-ins")]
+    Throttled(std::time::Duration),
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("database pool: {0}")]
@@ -59,6 +62,20 @@ impl From<ApiError> for Status {
                 status::with_reason(Code::AlreadyExists, reason, message)
             }
             ApiError::Unauthenticated(message) => status::unauthenticated(message),
+            ApiError::Throttled(wait) => {
+                let mut details = tonic_types::ErrorDetails::with_error_info(
+                    "LOGIN_THROTTLED",
+                    status::DOMAIN,
+                    std::collections::HashMap::<String, String>::new(),
+                );
+                details.set_retry_info(Some(wait));
+                let seconds = wait.as_secs_f64().ceil().max(1.0);
+                <Status as tonic_types::StatusExt>::with_error_details(
+                    Code::ResourceExhausted,
+                    format!("too many failed sign-ins; try again in {seconds:.0} s"),
+                    details,
+                )
+            }
             ApiError::Denied(reason, message) => {
                 status::with_reason(Code::Unauthenticated, reason, message)
             }

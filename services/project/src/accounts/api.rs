@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::store::{self, NewUser, UserRow};
-use super::{AccountsConfig, credentials, email};
+use super::{AccountsConfig, credentials, email, throttle};
 use crate::api::{Shared, caller};
 use crate::error::{ApiError, ApiResult};
 
@@ -111,6 +111,18 @@ impl AuthApi {
     }
 }
 
+/// Metadata carrying the caller's network address, set by the gateway.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-cadenza-client-address";
+
+fn client_address<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get(CLIENT_ADDRESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string())
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -180,16 +192,26 @@ impl AuthService for AuthApi {
         &self,
         request: Request<v1::LoginRequest>,
     ) -> Result<Response<v1::Session>, Status> {
+        let address = client_address(&request);
         let request = request.into_inner();
-        let user = match email::normalise(&request.email) {
-            Ok(email) => {
-                let mut conn = self.shared.conn().await?;
-                store::find_by_email(&mut conn, &email)
-                    .await
-                    .map_err(ApiError::from)?
-            }
+        let normalised = email::normalise(&request.email);
+        let account = throttle::account_key(normalised.as_deref().unwrap_or(request.email.trim()));
+        let mut keys = vec![account.clone()];
+        keys.extend(address.as_deref().map(throttle::address_key));
+        let mut conn = self.shared.conn().await?;
+        if let Some(wait) = throttle::wait(&mut conn, &keys, Utc::now())
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(ApiError::Throttled(wait).into());
+        }
+        let user = match &normalised {
+            Ok(email) => store::find_by_email(&mut conn, email)
+                .await
+                .map_err(ApiError::from)?,
             Err(_) => None,
         };
+        drop(conn);
         // A missing account spends the same time as a wrong password.
         let stored = user.as_ref().map_or_else(
             || credentials::decoy_hash().to_owned(),
@@ -200,10 +222,19 @@ impl AuthService for AuthApi {
         match user {
             Some(user) if matches => {
                 tracing::info!(user_id = %user.id, "signed in");
+                let mut conn = self.shared.conn().await?;
+                throttle::clear(&mut conn, &account)
+                    .await
+                    .map_err(ApiError::from)?;
+                drop(conn);
                 Ok(Response::new(self.sign_in(&user).await?))
             }
             _ => {
                 metrics::counter!("cadenza_login_failures_total").increment(1);
+                let mut conn = self.shared.conn().await?;
+                throttle::record_failure(&mut conn, &keys, Utc::now())
+                    .await
+                    .map_err(ApiError::from)?;
                 Err(ApiError::Unauthenticated(WRONG_CREDENTIALS.into()).into())
             }
         }

@@ -6,6 +6,7 @@ pub mod api;
 pub mod credentials;
 pub mod email;
 pub mod store;
+pub mod throttle;
 
 use std::sync::Arc;
 
