@@ -190,6 +190,21 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    api_keys (id) {
+        id -> Uuid,
+        user_id -> Uuid,
+        display_name -> Text,
+        prefix -> Text,
+        key_hash -> Text,
+        scopes -> Array<Text>,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(runs -> projects (project_id));
 diesel::joinable!(stages -> runs (run_id));
@@ -211,4 +226,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     users,
     refresh_tokens,
     login_failures,
+    api_keys,
 );

@@ -37,7 +37,8 @@ async fn schema_matches_the_database() {
         storage_deleted_projects,
         users,
         refresh_tokens,
-        login_failures
+        login_failures,
+        api_keys
     );
 }
 

@@ -390,3 +390,142 @@ async fn failed_sign_ins_slow_down_per_account_without_revealing_it_exists() {
         .expect("the count was cleared");
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_act_for_their_owner_within_their_scopes_until_revoked() {
+    let mut env = cadenza_config::Env::default();
+    env.set("CADENZA_DEV_MODE", "true");
+    // No caching, so a revocation shows at once.
+    env.set("CADENZA_API_KEY_CACHE_SECONDS", "0");
+    let mesh = TestMesh::start_with(env).await;
+    let channel = mesh.channel().await;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut keys = v1::api_key_service_client::ApiKeyServiceClient::new(channel.clone());
+    let mut projects = ProjectServiceClient::new(channel);
+    let alice = register(&mut auth, "keys@example.com").await;
+    let mallory = register(&mut auth, "mallory@example.com").await;
+
+    let create = |name: &str, scopes: &[v1::ApiKeyScope]| v1::CreateApiKeyRequest {
+        display_name: name.into(),
+        scopes: scopes.iter().map(|s| *s as i32).collect(),
+    };
+    let reader = keys
+        .create_api_key(authed(
+            &alice.access_token,
+            create("ci reader", &[v1::ApiKeyScope::Read]),
+        ))
+        .await
+        .expect("create a read key")
+        .into_inner();
+    let reader_key = reader.api_key.clone().expect("key");
+    assert!(
+        reader
+            .secret
+            .starts_with(&format!("{}_", reader_key.prefix))
+    );
+    let writer = keys
+        .create_api_key(authed(
+            &alice.access_token,
+            create("batch", &[v1::ApiKeyScope::Read, v1::ApiKeyScope::Generate]),
+        ))
+        .await
+        .expect("create a generate key")
+        .into_inner();
+    let err = keys
+        .create_api_key(authed(&alice.access_token, create("", &[])))
+        .await
+        .expect_err("no name, no scopes");
+    assert_eq!(bad_fields(&err), ["display_name", "scopes"]);
+
+    // Listing shows prefixes, never secrets.
+    let listed = keys
+        .list_api_keys(authed(&alice.access_token, v1::ListApiKeysRequest {}))
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.api_keys.len(), 2);
+    let rendered = format!("{listed:?}");
+    assert!(!rendered.contains(&reader.secret) && !rendered.contains(&writer.secret));
+
+    // A key acts for its owner, within its scopes.
+    let made = projects
+        .create_project(authed(&writer.secret, project("made by a key")))
+        .await
+        .expect("a generate key creates")
+        .into_inner();
+    let seen = projects
+        .get_project(authed(
+            &alice.access_token,
+            v1::GetProjectRequest {
+                name: made.name.clone(),
+            },
+        ))
+        .await
+        .expect("the owner sees what her key made")
+        .into_inner();
+    assert_eq!(seen.title, "made by a key");
+    projects
+        .list_projects(authed(&reader.secret, v1::ListProjectsRequest::default()))
+        .await
+        .expect("a read key reads");
+    let err = projects
+        .create_project(authed(&reader.secret, project("not with a read key")))
+        .await
+        .expect_err("a read key cannot create");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    assert_eq!(reason(&err), "API_KEY_SCOPE");
+    let err = keys
+        .create_api_key(authed(
+            &writer.secret,
+            create("minted", &[v1::ApiKeyScope::Read]),
+        ))
+        .await
+        .expect_err("a key cannot mint keys");
+    assert_eq!(reason(&err), "SESSION_REQUIRED");
+    let listed = keys
+        .list_api_keys(authed(&alice.access_token, v1::ListApiKeysRequest {}))
+        .await
+        .expect("list")
+        .into_inner();
+    let used = listed
+        .api_keys
+        .iter()
+        .find(|k| k.prefix == reader_key.prefix)
+        .expect("reader listed");
+    assert!(used.last_use_time.is_some(), "last use recorded");
+
+    // Another user cannot revoke it (NOT_FOUND); the owner can, and it stops working.
+    let err = keys
+        .revoke_api_key(authed(
+            &mallory.access_token,
+            v1::RevokeApiKeyRequest {
+                name: reader_key.name.clone(),
+            },
+        ))
+        .await
+        .expect_err("foreign key");
+    assert_eq!(err.code(), Code::NotFound);
+    let revoked = keys
+        .revoke_api_key(authed(
+            &alice.access_token,
+            v1::RevokeApiKeyRequest {
+                name: reader_key.name.clone(),
+            },
+        ))
+        .await
+        .expect("revoke")
+        .into_inner();
+    assert!(revoked.revoke_time.is_some());
+    let err = projects
+        .list_projects(authed(&reader.secret, v1::ListProjectsRequest::default()))
+        .await
+        .expect_err("revoked");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    let forged = format!("{}_{}", reader_key.prefix, "A".repeat(43));
+    let err = projects
+        .list_projects(authed(&forged, v1::ListProjectsRequest::default()))
+        .await
+        .expect_err("a guessed secret");
+    assert_eq!(err.code(), Code::Unauthenticated);
+    mesh.stop().await;
+}

@@ -1,6 +1,7 @@
 //! Authenticating callers and forwarding their identity.
 
 use cadenza_auth::{AuthError, TokenKeys};
+use cadenza_proto::v1;
 use cadenza_runtime::status;
 use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
@@ -16,10 +17,28 @@ pub struct Caller {
     pub subject: String,
     /// `viewer`, `user` or `admin`.
     pub role: String,
+    /// An API key's scopes; `None` for a signed-in session (everything its role allows).
+    pub scopes: Option<Vec<v1::ApiKeyScope>>,
+}
+
+fn missing_scope(scope: &str) -> Status {
+    status::with_reason(
+        tonic::Code::PermissionDenied,
+        "API_KEY_SCOPE",
+        format!("this API key lacks the `{scope}` scope"),
+    )
 }
 
 impl Caller {
-    /// Viewers read; everything that creates, changes or generates is refused.
+    pub fn may_read(&self) -> Result<(), Status> {
+        match &self.scopes {
+            Some(scopes) if !scopes.contains(&v1::ApiKeyScope::Read) => Err(missing_scope("read")),
+            _ => Ok(()),
+        }
+    }
+
+    /// Viewers read; everything that creates, changes or generates is refused,
+    /// and an API key needs the `generate` scope for it.
     pub fn may_write(&self) -> Result<(), Status> {
         if self.role == "viewer" {
             return Err(status::with_reason(
@@ -28,21 +47,33 @@ impl Caller {
                 "your account can view songs but not create or change them",
             ));
         }
+        match &self.scopes {
+            Some(scopes) if !scopes.contains(&v1::ApiKeyScope::Generate) => {
+                Err(missing_scope("generate"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Managing API keys takes a signed-in session: a key cannot mint keys.
+    pub fn is_session(&self) -> Result<(), Status> {
+        if self.scopes.is_some() {
+            return Err(status::with_reason(
+                tonic::Code::PermissionDenied,
+                "SESSION_REQUIRED",
+                "API keys are managed from a signed-in session, not with an API key",
+            ));
+        }
         Ok(())
     }
 }
 
-/// The verified caller of a request's bearer token. Tokens without a role are
-/// dev tokens: accepted only in dev mode.
-pub fn authenticate<T>(
-    keys: &TokenKeys,
-    dev_mode: bool,
-    request: &Request<T>,
-) -> Result<Caller, Status> {
+/// The bearer credential of a request: an access token or an API key.
+pub fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
     let header = request.metadata().get("authorization").ok_or_else(|| {
         status::unauthenticated("sign in first: send `authorization: Bearer <token>`")
     })?;
-    let token = header
+    header
         .to_str()
         .ok()
         .and_then(|v| {
@@ -51,18 +82,23 @@ pub fn authenticate<T>(
         })
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| {
-            status::unauthenticated("the authorization header must be `Bearer <token>`")
-        })?;
+        .ok_or_else(|| status::unauthenticated("the authorization header must be `Bearer <token>`"))
+}
+
+/// The caller an access token names. Tokens without a role are dev tokens:
+/// accepted only in dev mode.
+pub fn verify_token(keys: &TokenKeys, dev_mode: bool, token: &str) -> Result<Caller, Status> {
     match keys.verify(token) {
         Ok(claims) => match claims.role {
             Some(role) => Ok(Caller {
                 subject: claims.sub,
                 role,
+                scopes: None,
             }),
             None if dev_mode => Ok(Caller {
                 subject: claims.sub,
                 role: "user".into(),
+                scopes: None,
             }),
             None => Err(status::unauthenticated(
                 "dev tokens are accepted only in dev mode; sign in with an account",

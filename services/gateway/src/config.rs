@@ -18,6 +18,8 @@ pub struct Config {
     pub jwt: JwtSecrets,
     pub cors_origins: Vec<String>,
     pub limits: crate::limits::LimitsConfig,
+    /// How long a verified API key is trusted without asking `project` again.
+    pub api_key_cache_seconds: u64,
 }
 
 impl Config {
@@ -31,6 +33,11 @@ impl Config {
             dev_mode,
             jwt,
             limits: crate::limits::LimitsConfig::from_env(env),
+            api_key_cache_seconds: env.bounded(
+                "CADENZA_API_KEY_CACHE_SECONDS",
+                crate::key_cache::DEFAULT_TTL_SECONDS,
+                0..=300,
+            ),
             cors_origins: env
                 .string("CADENZA_CORS_ORIGINS", "")
                 .split(',')

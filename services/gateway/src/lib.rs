@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod key_cache;
 pub mod limits;
 pub mod proxy;
 
@@ -10,11 +11,12 @@ use std::time::Duration;
 use anyhow::Context;
 use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
+    api_key_service_client::ApiKeyServiceClient, api_key_service_server::ApiKeyServiceServer,
     asset_service_client::AssetServiceClient, asset_service_server::AssetServiceServer,
     auth_service_client::AuthServiceClient, auth_service_server::AuthServiceServer,
-    dev_service_server::DevServiceServer, project_service_client::ProjectServiceClient,
-    project_service_server::ProjectServiceServer, track_service_client::TrackServiceClient,
-    track_service_server::TrackServiceServer,
+    credential_service_client::CredentialServiceClient, dev_service_server::DevServiceServer,
+    project_service_client::ProjectServiceClient, project_service_server::ProjectServiceServer,
+    track_service_client::TrackServiceClient, track_service_server::TrackServiceServer,
 };
 use http::HeaderName;
 use tokio_util::sync::CancellationToken;
@@ -85,6 +87,11 @@ pub async fn run(
         dev_mode: config.dev_mode,
         limits,
         auth: AuthServiceClient::new(channel.clone()),
+        api_keys: ApiKeyServiceClient::new(channel.clone()),
+        credentials: CredentialServiceClient::new(channel.clone()),
+        key_cache: std::sync::Arc::new(key_cache::KeyCache::new(Duration::from_secs(
+            config.api_key_cache_seconds,
+        ))),
         projects: ProjectServiceClient::new(channel.clone()),
         tracks: TrackServiceClient::new(channel.clone()),
         assets: AssetServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
@@ -95,6 +102,7 @@ pub async fn run(
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
         "cadenza.v1.AuthService",
+        "cadenza.v1.ApiKeyService",
     ])
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -141,6 +149,9 @@ pub async fn run(
         )
         .add_service(
             AuthServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            ApiKeyServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_optional_service(dev)

@@ -4,14 +4,16 @@ use std::pin::Pin;
 
 use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
-    self, asset_service_client::AssetServiceClient, auth_service_client::AuthServiceClient,
+    self, api_key_service_client::ApiKeyServiceClient, asset_service_client::AssetServiceClient,
+    auth_service_client::AuthServiceClient, credential_service_client::CredentialServiceClient,
     project_service_client::ProjectServiceClient, track_service_client::TrackServiceClient,
 };
 use cadenza_telemetry::grpc::TracedChannel;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{CLIENT_ADDRESS_HEADER, authenticate, upstream};
+use crate::auth::{CLIENT_ADDRESS_HEADER, Caller, bearer, upstream, verify_token};
+use crate::key_cache::KeyCache;
 use crate::limits::{Class, Limits};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -22,6 +24,9 @@ pub struct Proxy {
     pub dev_mode: bool,
     pub limits: std::sync::Arc<Limits>,
     pub auth: AuthServiceClient<TracedChannel>,
+    pub api_keys: ApiKeyServiceClient<TracedChannel>,
+    pub credentials: CredentialServiceClient<TracedChannel>,
+    pub key_cache: std::sync::Arc<KeyCache>,
     pub projects: ProjectServiceClient<TracedChannel>,
     pub tracks: TrackServiceClient<TracedChannel>,
     pub assets: AssetServiceClient<TracedChannel>,
@@ -30,7 +35,8 @@ pub struct Proxy {
 /// Forwards one unary call to `$client.$method` as the authenticated caller.
 macro_rules! forward {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        let caller = $self.caller(&$request).await?;
+        caller.may_read()?;
         $self.limits.check(
             Class::Read,
             Some(&caller.subject),
@@ -44,7 +50,7 @@ macro_rules! forward {
 /// Like `forward!`, for calls that create, change or generate: viewers are refused.
 macro_rules! forward_write {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        let caller = $self.caller(&$request).await?;
         caller.may_write()?;
         $self.limits.check(
             Class::Generate,
@@ -79,7 +85,8 @@ macro_rules! forward_anonymous {
 /// Forwards a server-streaming call, passing the upstream stream through.
 macro_rules! forward_stream {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = authenticate(&$self.keys, $self.dev_mode, &$request)?;
+        let caller = $self.caller(&$request).await?;
+        caller.may_read()?;
         $self.limits.check(
             Class::Read,
             Some(&caller.subject),
@@ -91,6 +98,85 @@ macro_rules! forward_stream {
             Box::pin(response.into_inner()) as BoxStream<_>
         ))
     }};
+}
+
+const API_KEY_PREFIX: &str = "cdz_ak_";
+
+impl Proxy {
+    /// Who the request's bearer credential speaks for: an access token verified
+    /// here, or an API key verified by `project` (and cached briefly).
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let credential = bearer(request)?;
+        if !credential.starts_with(API_KEY_PREFIX) {
+            return verify_token(&self.keys, self.dev_mode, credential);
+        }
+        if let Some(caller) = self.key_cache.get(credential) {
+            return Ok(caller);
+        }
+        let verified = self
+            .credentials
+            .clone()
+            .verify_api_key(v1::VerifyApiKeyRequest {
+                key: credential.to_owned(),
+            })
+            .await?
+            .into_inner();
+        let role = match v1::Role::try_from(verified.role) {
+            Ok(v1::Role::Viewer) => "viewer",
+            Ok(v1::Role::Admin) => "admin",
+            _ => "user",
+        };
+        let caller = Caller {
+            subject: verified.subject,
+            role: role.into(),
+            scopes: Some(
+                verified
+                    .scopes
+                    .into_iter()
+                    .filter_map(|s| v1::ApiKeyScope::try_from(s).ok())
+                    .collect(),
+            ),
+        };
+        self.key_cache.put(credential, caller.clone());
+        Ok(caller)
+    }
+}
+
+/// Forwards an API key call: a signed-in session only.
+macro_rules! forward_session {
+    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
+        let caller = $self.caller(&$request).await?;
+        caller.is_session()?;
+        $self.limits.check(
+            Class::Read,
+            Some(&caller.subject),
+            $request.remote_addr().map(|a| a.ip()),
+        )?;
+        let call = upstream(&caller.subject, $request.into_inner())?;
+        $self.$client.clone().$method(call).await
+    }};
+}
+
+#[tonic::async_trait]
+impl v1::api_key_service_server::ApiKeyService for Proxy {
+    async fn create_api_key(
+        &self,
+        request: Request<v1::CreateApiKeyRequest>,
+    ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
+        forward_session!(self, request, api_keys, create_api_key)
+    }
+    async fn list_api_keys(
+        &self,
+        request: Request<v1::ListApiKeysRequest>,
+    ) -> Result<Response<v1::ListApiKeysResponse>, Status> {
+        forward_session!(self, request, api_keys, list_api_keys)
+    }
+    async fn revoke_api_key(
+        &self,
+        request: Request<v1::RevokeApiKeyRequest>,
+    ) -> Result<Response<v1::ApiKey>, Status> {
+        forward_session!(self, request, api_keys, revoke_api_key)
+    }
 }
 
 #[tonic::async_trait]

@@ -16,7 +16,8 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cadenza_proto::v1::{
-    asset_service_server::AssetServiceServer, auth_service_server::AuthServiceServer,
+    api_key_service_server::ApiKeyServiceServer, asset_service_server::AssetServiceServer,
+    auth_service_server::AuthServiceServer, credential_service_server::CredentialServiceServer,
     project_service_server::ProjectServiceServer, storage_service_client::StorageServiceClient,
     track_service_server::TrackServiceServer,
 };
@@ -114,6 +115,8 @@ pub async fn run(
     let (health, health_service) = cadenza_runtime::Health::new(vec![
         "cadenza.v1.ProjectService",
         "cadenza.v1.AuthService",
+        "cadenza.v1.ApiKeyService",
+        "cadenza.v1.CredentialService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
     ])
@@ -153,6 +156,14 @@ pub async fn run(
         .add_service(TrackServiceServer::new(api::tracks::TrackApi {
             shared: shared.clone(),
         }))
+        .add_service(ApiKeyServiceServer::new(accounts::api_keys::ApiKeyApi {
+            shared: shared.clone(),
+        }))
+        .add_service(CredentialServiceServer::new(
+            accounts::api_keys::CredentialApi {
+                shared: shared.clone(),
+            },
+        ))
         .add_service(AuthServiceServer::new(accounts::api::AuthApi {
             shared: shared.clone(),
             config: accounts,

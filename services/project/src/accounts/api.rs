@@ -19,7 +19,7 @@ pub struct AuthApi {
 
 const WRONG_CREDENTIALS: &str = "the email or password is wrong";
 
-fn role(name: &str) -> v1::Role {
+pub fn role(name: &str) -> v1::Role {
     match name {
         "viewer" => v1::Role::Viewer,
         "admin" => v1::Role::Admin,

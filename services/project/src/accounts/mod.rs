@@ -3,6 +3,7 @@
 //! by the gateway with the same keys.
 
 pub mod api;
+pub mod api_keys;
 pub mod credentials;
 pub mod email;
 pub mod store;
