@@ -204,6 +204,18 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    audit_events (id) {
+        id -> Uuid,
+        actor -> Text,
+        action -> Text,
+        target -> Text,
+        client_address -> Nullable<Text>,
+        detail -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(runs -> projects (project_id));
@@ -227,4 +239,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     login_failures,
     api_keys,
+    audit_events,
 );

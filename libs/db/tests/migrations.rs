@@ -38,7 +38,8 @@ async fn schema_matches_the_database() {
         users,
         refresh_tokens,
         login_failures,
-        api_keys
+        api_keys,
+        audit_events
     );
 }
 

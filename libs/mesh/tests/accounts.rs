@@ -529,3 +529,112 @@ async fn api_keys_act_for_their_owner_within_their_scopes_until_revoked() {
     assert_eq!(err.code(), Code::Unauthenticated);
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admins_change_roles_and_read_an_audit_log_without_secrets() {
+    let mesh = TestMesh::start().await;
+    let channel = mesh.channel().await;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut admin_api = v1::admin_service_client::AdminServiceClient::new(channel.clone());
+    let mut projects = ProjectServiceClient::new(channel);
+    register(&mut auth, "root@example.com").await;
+    let bob = register(&mut auth, "bob@example.com").await;
+    let bob_name = bob.user.clone().expect("user").name;
+    let mut conn = AsyncPgConnection::establish(&mesh.database.url)
+        .await
+        .expect("database");
+    diesel::sql_query("UPDATE users SET role = 'admin' WHERE email = 'root@example.com'")
+        .execute(&mut conn)
+        .await
+        .expect("make an admin");
+    let root = auth
+        .login(v1::LoginRequest {
+            email: "root@example.com".into(),
+            password: PASSWORD.into(),
+        })
+        .await
+        .expect("admin login")
+        .into_inner();
+
+    let change = |role: v1::Role| v1::ChangeRoleRequest {
+        name: bob_name.clone(),
+        role: role as i32,
+    };
+    let err = admin_api
+        .change_role(authed(&bob.access_token, change(v1::Role::Admin)))
+        .await
+        .expect_err("a user is not an admin");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let changed = admin_api
+        .change_role(authed(&root.access_token, change(v1::Role::Viewer)))
+        .await
+        .expect("an admin changes a role")
+        .into_inner();
+    assert_eq!(changed.role, v1::Role::Viewer as i32);
+    // The new role holds from the next refresh.
+    let renewed = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: bob.refresh_token.clone(),
+        })
+        .await
+        .expect("refresh")
+        .into_inner();
+    let err = projects
+        .create_project(authed(&renewed.access_token, project("now a viewer")))
+        .await
+        .expect_err("viewer");
+    assert_eq!(err.code(), Code::PermissionDenied);
+
+    auth.login(v1::LoginRequest {
+        email: "bob@example.com".into(),
+        password: "a wrong guess at it".into(),
+    })
+    .await
+    .expect_err("wrong password");
+    let log = admin_api
+        .list_audit_events(authed(
+            &root.access_token,
+            v1::ListAuditEventsRequest::default(),
+        ))
+        .await
+        .expect("audit log")
+        .into_inner();
+    let actions: Vec<&str> = log.audit_events.iter().map(|e| e.action.as_str()).collect();
+    for expected in [
+        "account.register",
+        "session.login",
+        "role.change",
+        "session.login_failed",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    assert_eq!(actions[0], "session.login_failed", "newest first");
+    let role_change = log
+        .audit_events
+        .iter()
+        .find(|e| e.action == "role.change")
+        .expect("role change");
+    assert_eq!(role_change.target, bob_name);
+    assert_eq!(role_change.client_address, "127.0.0.1");
+    let rendered = format!("{log:?}");
+    assert!(!rendered.contains(PASSWORD) && !rendered.contains("a wrong guess"));
+    assert!(!rendered.contains(&bob.refresh_token) && !rendered.contains(&root.access_token));
+    let page = admin_api
+        .list_audit_events(authed(
+            &root.access_token,
+            v1::ListAuditEventsRequest {
+                page_size: 1,
+                page_token: String::new(),
+                actor: "anonymous".into(),
+            },
+        ))
+        .await
+        .expect("filtered")
+        .into_inner();
+    assert_eq!(page.audit_events.len(), 1);
+    assert_eq!(page.audit_events[0].actor, "anonymous");
+    mesh.stop().await;
+}

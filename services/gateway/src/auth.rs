@@ -111,11 +111,19 @@ pub fn verify_token(keys: &TokenKeys, dev_mode: bool, token: &str) -> Result<Cal
     }
 }
 
-/// A fresh upstream request carrying only the message and the verified subject.
-pub fn upstream<T>(subject: &str, message: T) -> Result<Request<T>, Status> {
+/// A fresh upstream request carrying only the message, the verified subject and
+/// the client's address (for the audit log).
+pub fn upstream<T>(
+    subject: &str,
+    address: Option<std::net::IpAddr>,
+    message: T,
+) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
     let value = MetadataValue::try_from(subject)
         .map_err(|_| status::unauthenticated("the access token is not valid"))?;
     request.metadata_mut().insert(SUBJECT_HEADER, value);
+    if let Some(value) = address.and_then(|ip| MetadataValue::try_from(ip.to_string()).ok()) {
+        request.metadata_mut().insert(CLIENT_ADDRESS_HEADER, value);
+    }
     Ok(request)
 }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use anyhow::Context;
 use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
+    admin_service_client::AdminServiceClient, admin_service_server::AdminServiceServer,
     api_key_service_client::ApiKeyServiceClient, api_key_service_server::ApiKeyServiceServer,
     asset_service_client::AssetServiceClient, asset_service_server::AssetServiceServer,
     auth_service_client::AuthServiceClient, auth_service_server::AuthServiceServer,
@@ -88,6 +89,7 @@ pub async fn run(
         limits,
         auth: AuthServiceClient::new(channel.clone()),
         api_keys: ApiKeyServiceClient::new(channel.clone()),
+        admin: AdminServiceClient::new(channel.clone()),
         credentials: CredentialServiceClient::new(channel.clone()),
         key_cache: std::sync::Arc::new(key_cache::KeyCache::new(Duration::from_secs(
             config.api_key_cache_seconds,
@@ -103,6 +105,7 @@ pub async fn run(
         "cadenza.v1.AssetService",
         "cadenza.v1.AuthService",
         "cadenza.v1.ApiKeyService",
+        "cadenza.v1.AdminService",
     ])
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -152,6 +155,9 @@ pub async fn run(
         )
         .add_service(
             ApiKeyServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            AdminServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_optional_service(dev)

@@ -4,8 +4,9 @@ use std::pin::Pin;
 
 use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
-    self, api_key_service_client::ApiKeyServiceClient, asset_service_client::AssetServiceClient,
-    auth_service_client::AuthServiceClient, credential_service_client::CredentialServiceClient,
+    self, admin_service_client::AdminServiceClient, api_key_service_client::ApiKeyServiceClient,
+    asset_service_client::AssetServiceClient, auth_service_client::AuthServiceClient,
+    credential_service_client::CredentialServiceClient,
     project_service_client::ProjectServiceClient, track_service_client::TrackServiceClient,
 };
 use cadenza_telemetry::grpc::TracedChannel;
@@ -25,6 +26,7 @@ pub struct Proxy {
     pub limits: std::sync::Arc<Limits>,
     pub auth: AuthServiceClient<TracedChannel>,
     pub api_keys: ApiKeyServiceClient<TracedChannel>,
+    pub admin: AdminServiceClient<TracedChannel>,
     pub credentials: CredentialServiceClient<TracedChannel>,
     pub key_cache: std::sync::Arc<KeyCache>,
     pub projects: ProjectServiceClient<TracedChannel>,
@@ -42,7 +44,8 @@ macro_rules! forward {
             Some(&caller.subject),
             $request.remote_addr().map(|a| a.ip()),
         )?;
-        let call = upstream(&caller.subject, $request.into_inner())?;
+        let address = $request.remote_addr().map(|a| a.ip());
+        let call = upstream(&caller.subject, address, $request.into_inner())?;
         $self.$client.clone().$method(call).await
     }};
 }
@@ -57,7 +60,8 @@ macro_rules! forward_write {
             Some(&caller.subject),
             $request.remote_addr().map(|a| a.ip()),
         )?;
-        let call = upstream(&caller.subject, $request.into_inner())?;
+        let address = $request.remote_addr().map(|a| a.ip());
+        let call = upstream(&caller.subject, address, $request.into_inner())?;
         $self.$client.clone().$method(call).await
     }};
 }
@@ -92,7 +96,8 @@ macro_rules! forward_stream {
             Some(&caller.subject),
             $request.remote_addr().map(|a| a.ip()),
         )?;
-        let call = upstream(&caller.subject, $request.into_inner())?;
+        let address = $request.remote_addr().map(|a| a.ip());
+        let call = upstream(&caller.subject, address, $request.into_inner())?;
         let response = $self.$client.clone().$method(call).await?;
         Ok(Response::new(
             Box::pin(response.into_inner()) as BoxStream<_>
@@ -142,6 +147,40 @@ impl Proxy {
     }
 }
 
+/// Forwards an admin call: administrators only (`project` checks again against
+/// the database, where a role change takes effect at once).
+macro_rules! forward_admin {
+    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
+        let caller = $self.caller(&$request).await?;
+        if caller.role != "admin" {
+            return Err(cadenza_runtime::status::with_reason(
+                tonic::Code::PermissionDenied,
+                "ADMIN_ONLY",
+                "only administrators may do this",
+            ));
+        }
+        let address = $request.remote_addr().map(|a| a.ip());
+        let call = upstream(&caller.subject, address, $request.into_inner())?;
+        $self.$client.clone().$method(call).await
+    }};
+}
+
+#[tonic::async_trait]
+impl v1::admin_service_server::AdminService for Proxy {
+    async fn change_role(
+        &self,
+        request: Request<v1::ChangeRoleRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        forward_admin!(self, request, admin, change_role)
+    }
+    async fn list_audit_events(
+        &self,
+        request: Request<v1::ListAuditEventsRequest>,
+    ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
+        forward_admin!(self, request, admin, list_audit_events)
+    }
+}
+
 /// Forwards an API key call: a signed-in session only.
 macro_rules! forward_session {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
@@ -152,7 +191,8 @@ macro_rules! forward_session {
             Some(&caller.subject),
             $request.remote_addr().map(|a| a.ip()),
         )?;
-        let call = upstream(&caller.subject, $request.into_inner())?;
+        let address = $request.remote_addr().map(|a| a.ip());
+        let call = upstream(&caller.subject, address, $request.into_inner())?;
         $self.$client.clone().$method(call).await
     }};
 }

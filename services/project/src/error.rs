@@ -18,6 +18,8 @@ pub enum ApiError {
     /// UNAUTHENTICATED with a specific reason (a refresh token reused, expired).
     #[error("{1}")]
     Denied(&'static str, String),
+    #[error("{1}")]
+    PermissionDenied(&'static str, String),
     /// Too many failed sign-ins: come back after the wait.
     #[error("too many failed sign-ins")]
     Throttled(std::time::Duration),
@@ -62,6 +64,9 @@ impl From<ApiError> for Status {
                 status::with_reason(Code::AlreadyExists, reason, message)
             }
             ApiError::Unauthenticated(message) => status::unauthenticated(message),
+            ApiError::PermissionDenied(reason, message) => {
+                status::with_reason(Code::PermissionDenied, reason, message)
+            }
             ApiError::Throttled(wait) => {
                 let mut details = tonic_types::ErrorDetails::with_error_info(
                     "LOGIN_THROTTLED",

@@ -16,8 +16,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use cadenza_proto::v1::{
-    api_key_service_server::ApiKeyServiceServer, asset_service_server::AssetServiceServer,
-    auth_service_server::AuthServiceServer, credential_service_server::CredentialServiceServer,
+    admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
+    asset_service_server::AssetServiceServer, auth_service_server::AuthServiceServer,
+    credential_service_server::CredentialServiceServer,
     project_service_server::ProjectServiceServer, storage_service_client::StorageServiceClient,
     track_service_server::TrackServiceServer,
 };
@@ -117,6 +118,7 @@ pub async fn run(
         "cadenza.v1.AuthService",
         "cadenza.v1.ApiKeyService",
         "cadenza.v1.CredentialService",
+        "cadenza.v1.AdminService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
     ])
@@ -155,6 +157,10 @@ pub async fn run(
         }))
         .add_service(TrackServiceServer::new(api::tracks::TrackApi {
             shared: shared.clone(),
+        }))
+        .add_service(AdminServiceServer::new(accounts::admin::AdminApi {
+            shared: shared.clone(),
+            terms_version: config.terms_version.clone(),
         }))
         .add_service(ApiKeyServiceServer::new(accounts::api_keys::ApiKeyApi {
             shared: shared.clone(),

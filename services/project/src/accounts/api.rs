@@ -7,6 +7,7 @@ use diesel_async::AsyncConnection;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
+use super::audit::{self, Event, client_address};
 use super::store::{self, NewUser, UserRow};
 use super::{AccountsConfig, credentials, email, throttle};
 use crate::api::{Shared, caller};
@@ -27,17 +28,22 @@ pub fn role(name: &str) -> v1::Role {
     }
 }
 
+/// A user as the API shows it.
+pub fn user_proto(row: &UserRow, current_terms_version: &str) -> v1::User {
+    v1::User {
+        name: format!("users/{}", row.id),
+        email: row.email.clone(),
+        role: role(&row.role) as i32,
+        create_time: Some(cadenza_proto::timestamp(row.created_at)),
+        accepted_terms_version: row.accepted_terms_version.clone().unwrap_or_default(),
+        terms_accept_time: row.terms_accepted_at.map(cadenza_proto::timestamp),
+        current_terms_version: current_terms_version.to_owned(),
+    }
+}
+
 impl AuthApi {
     fn user(&self, row: &UserRow) -> v1::User {
-        v1::User {
-            name: format!("users/{}", row.id),
-            email: row.email.clone(),
-            role: role(&row.role) as i32,
-            create_time: Some(cadenza_proto::timestamp(row.created_at)),
-            accepted_terms_version: row.accepted_terms_version.clone().unwrap_or_default(),
-            terms_accept_time: row.terms_accepted_at.map(cadenza_proto::timestamp),
-            current_terms_version: self.config.terms_version.clone(),
-        }
+        user_proto(row, &self.config.terms_version)
     }
 
     /// Signs an access token for `user` beside a refresh token of `family`,
@@ -111,18 +117,6 @@ impl AuthApi {
     }
 }
 
-/// Metadata carrying the caller's network address, set by the gateway.
-pub const CLIENT_ADDRESS_HEADER: &str = "x-cadenza-client-address";
-
-fn client_address<T>(request: &Request<T>) -> Option<String> {
-    request
-        .metadata()
-        .get(CLIENT_ADDRESS_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<std::net::IpAddr>().ok())
-        .map(|ip| ip.to_string())
-}
-
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
     tokio::task::spawn_blocking(f)
         .await
@@ -142,6 +136,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::Session>, Status> {
+        let address = client_address(&request);
         let request = request.into_inner();
         let mut violations = Vec::new();
         let email = email::normalise(&request.email)
@@ -183,6 +178,18 @@ impl AuthService for AuthApi {
                 "an account with this email already exists".into(),
             )
         })?;
+        let subject = user.id.to_string();
+        audit::record(
+            &mut conn,
+            Event {
+                actor: &subject,
+                action: "account.register",
+                target: &format!("users/{subject}"),
+                client_address: address.as_deref(),
+                detail: None,
+            },
+        )
+        .await;
         drop(conn);
         tracing::info!(user_id = %user.id, "account registered");
         Ok(Response::new(self.sign_in(&user).await?))
@@ -226,6 +233,18 @@ impl AuthService for AuthApi {
                 throttle::clear(&mut conn, &account)
                     .await
                     .map_err(ApiError::from)?;
+                let subject = user.id.to_string();
+                audit::record(
+                    &mut conn,
+                    Event {
+                        actor: &subject,
+                        action: "session.login",
+                        target: &format!("users/{subject}"),
+                        client_address: address.as_deref(),
+                        detail: None,
+                    },
+                )
+                .await;
                 drop(conn);
                 Ok(Response::new(self.sign_in(&user).await?))
             }
@@ -235,6 +254,17 @@ impl AuthService for AuthApi {
                 throttle::record_failure(&mut conn, &keys, Utc::now())
                     .await
                     .map_err(ApiError::from)?;
+                audit::record(
+                    &mut conn,
+                    Event {
+                        actor: "anonymous",
+                        action: "session.login_failed",
+                        target: &account,
+                        client_address: address.as_deref(),
+                        detail: None,
+                    },
+                )
+                .await;
                 Err(ApiError::Unauthenticated(WRONG_CREDENTIALS.into()).into())
             }
         }

@@ -110,6 +110,7 @@ impl ApiKeyService for ApiKeyApi {
         request: Request<v1::CreateApiKeyRequest>,
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
         let owner = self.owner(&request).await?;
+        let address = super::audit::client_address(&request);
         let request = request.into_inner();
         let mut violations = Vec::new();
         let display_name = request.display_name.trim().to_owned();
@@ -163,6 +164,17 @@ impl ApiKeyService for ApiKeyApi {
             .get_result(&mut conn)
             .await
             .map_err(ApiError::from)?;
+        super::audit::record(
+            &mut conn,
+            super::audit::Event {
+                actor: &owner.to_string(),
+                action: "api_key.create",
+                target: &format!("apiKeys/{}", row.id),
+                client_address: address.as_deref(),
+                detail: Some(&format!("{} ({})", row.prefix, row.scopes.join(", "))),
+            },
+        )
+        .await;
         tracing::info!(user_id = %owner, key = %row.prefix, "API key created");
         Ok(Response::new(v1::CreateApiKeyResponse {
             api_key: Some(to_proto(&row)),
@@ -193,6 +205,7 @@ impl ApiKeyService for ApiKeyApi {
         request: Request<v1::RevokeApiKeyRequest>,
     ) -> Result<Response<v1::ApiKey>, Status> {
         let owner = self.owner(&request).await?;
+        let address = super::audit::client_address(&request);
         let name = &request.get_ref().name;
         let not_found = || {
             ApiError::NotFound(
@@ -217,6 +230,17 @@ impl ApiKeyService for ApiKeyApi {
                 .optional()
                 .map_err(ApiError::from)?
                 .ok_or_else(not_found)?;
+        super::audit::record(
+            &mut conn,
+            super::audit::Event {
+                actor: &owner.to_string(),
+                action: "api_key.revoke",
+                target: name,
+                client_address: address.as_deref(),
+                detail: Some(&row.prefix),
+            },
+        )
+        .await;
         tracing::info!(user_id = %owner, key = %row.prefix, "API key revoked");
         Ok(Response::new(to_proto(&row)))
     }

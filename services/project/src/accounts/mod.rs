@@ -2,8 +2,10 @@
 //! reuse detection, terms acceptance. Access tokens are signed here and verified
 //! by the gateway with the same keys.
 
+pub mod admin;
 pub mod api;
 pub mod api_keys;
+pub mod audit;
 pub mod credentials;
 pub mod email;
 pub mod store;

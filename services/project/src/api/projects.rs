@@ -199,11 +199,23 @@ impl ProjectService for ProjectApi {
         request: Request<v1::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
         let owner = caller(&request)?;
+        let address = crate::accounts::audit::client_address(&request);
         let name =
             ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let orchestrator = self.shared.orchestrator.clone();
         let mut conn = self.shared.conn().await?;
         conn.transaction(async |conn| {
+            crate::accounts::audit::record(
+                conn,
+                crate::accounts::audit::Event {
+                    actor: &owner,
+                    action: "project.delete",
+                    target: &name.to_string(),
+                    client_address: address.as_deref(),
+                    detail: None,
+                },
+            )
+            .await;
             let project = projects::lock(conn, &owner, name.0)
                 .await?
                 .ok_or_else(|| ApiError::project_not_found(name))?;

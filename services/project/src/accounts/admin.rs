@@ -1,0 +1,167 @@
+//! `cadenza.v1.AdminService`: roles and the audit log, for administrators.
+
+use cadenza_db::schema::{audit_events, users};
+use cadenza_proto::v1::{self, admin_service_server::AdminService};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use super::audit::{self, Event, client_address};
+use super::store::{self, UserRow};
+use crate::api::{Shared, caller};
+use crate::error::{ApiError, ApiResult};
+
+pub struct AdminApi {
+    pub shared: Shared,
+    pub terms_version: String,
+}
+
+const DEFAULT_PAGE: i64 = 100;
+const MAX_PAGE: i64 = 500;
+
+#[derive(Queryable)]
+struct AuditRow {
+    id: Uuid,
+    actor: String,
+    action: String,
+    target: String,
+    client_address: Option<String>,
+    detail: Option<String>,
+    created_at: chrono::DateTime<chrono::Utc>,
+}
+
+impl AdminApi {
+    /// The caller, if their account is an administrator now (the role in the
+    /// database decides, not the one in a token that may predate a change).
+    async fn admin<T>(&self, request: &Request<T>) -> ApiResult<UserRow> {
+        let denied =
+            || ApiError::PermissionDenied("ADMIN_ONLY", "only administrators may do this".into());
+        let subject = caller(request)?;
+        let id = Uuid::parse_str(&subject).map_err(|_| denied())?;
+        let mut conn = self.shared.conn().await?;
+        store::find(&mut conn, id)
+            .await?
+            .filter(|user| user.role == "admin")
+            .ok_or_else(denied)
+    }
+}
+
+fn role_name(role: i32) -> Option<&'static str> {
+    match v1::Role::try_from(role).ok()? {
+        v1::Role::Viewer => Some("viewer"),
+        v1::Role::User => Some("user"),
+        v1::Role::Admin => Some("admin"),
+        v1::Role::Unspecified => None,
+    }
+}
+
+#[tonic::async_trait]
+impl AdminService for AdminApi {
+    async fn change_role(
+        &self,
+        request: Request<v1::ChangeRoleRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        let admin = self.admin(&request).await?;
+        let address = client_address(&request);
+        let request = request.into_inner();
+        let role = role_name(request.role)
+            .ok_or_else(|| ApiError::invalid("role", "must be VIEWER, USER or ADMIN"))?;
+        let target = request
+            .name
+            .strip_prefix("users/")
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| ApiError::invalid("name", "must be `users/{id}`"))?;
+        let mut conn = self.shared.conn().await?;
+        let updated: UserRow = diesel::update(
+            users::table
+                .find(target)
+                .filter(users::deleted_at.is_null()),
+        )
+        .set(users::role.eq(role))
+        .returning(UserRow::as_returning())
+        .get_result(&mut conn)
+        .await
+        .optional()
+        .map_err(ApiError::from)?
+        .ok_or_else(|| {
+            ApiError::NotFound(
+                "USER_NOT_FOUND",
+                format!("user `{}` does not exist", request.name),
+            )
+        })?;
+        audit::record(
+            &mut conn,
+            Event {
+                actor: &admin.id.to_string(),
+                action: "role.change",
+                target: &request.name,
+                client_address: address.as_deref(),
+                detail: Some(&format!("role set to {role}")),
+            },
+        )
+        .await;
+        Ok(Response::new(super::api::user_proto(
+            &updated,
+            &self.terms_version,
+        )))
+    }
+
+    async fn list_audit_events(
+        &self,
+        request: Request<v1::ListAuditEventsRequest>,
+    ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
+        self.admin(&request).await?;
+        let request = request.into_inner();
+        let limit = match i64::from(request.page_size) {
+            0 => DEFAULT_PAGE,
+            n if (1..=MAX_PAGE).contains(&n) => n,
+            _ => {
+                return Err(
+                    ApiError::invalid("page_size", format!("must be 0 to {MAX_PAGE}")).into(),
+                );
+            }
+        };
+        let before =
+            if request.page_token.is_empty() {
+                None
+            } else {
+                Some(Uuid::parse_str(&request.page_token).map_err(|_| {
+                    ApiError::invalid("page_token", "is not from a previous response")
+                })?)
+            };
+        let mut query = audit_events::table
+            .order(audit_events::id.desc())
+            .limit(limit + 1)
+            .into_boxed();
+        if let Some(before) = before {
+            query = query.filter(audit_events::id.lt(before));
+        }
+        if !request.actor.is_empty() {
+            query = query.filter(audit_events::actor.eq(request.actor.clone()));
+        }
+        let mut conn = self.shared.conn().await?;
+        let mut rows: Vec<AuditRow> = query.load(&mut conn).await.map_err(ApiError::from)?;
+        let next_page_token = if rows.len() as i64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(|r| r.id.to_string()).unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(v1::ListAuditEventsResponse {
+            audit_events: rows
+                .into_iter()
+                .map(|row| v1::AuditEvent {
+                    name: format!("auditEvents/{}", row.id),
+                    actor: row.actor,
+                    action: row.action,
+                    target: row.target,
+                    client_address: row.client_address.unwrap_or_default(),
+                    create_time: Some(cadenza_proto::timestamp(row.created_at)),
+                    detail: row.detail.unwrap_or_default(),
+                })
+                .collect(),
+            next_page_token,
+        }))
+    }
+}

@@ -1,0 +1,49 @@
+//! The audit log: one row per sensitive action. Writing it never fails the
+//! action it records (the action already happened); a failed write is logged.
+
+use cadenza_db::schema::audit_events;
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use tonic::Request;
+use uuid::Uuid;
+
+/// Metadata carrying the caller's network address, set by the gateway.
+pub const CLIENT_ADDRESS_HEADER: &str = "x-cadenza-client-address";
+
+/// The caller's address as the gateway saw it.
+pub fn client_address<T>(request: &Request<T>) -> Option<String> {
+    request
+        .metadata()
+        .get(CLIENT_ADDRESS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+        .map(|ip| ip.to_string())
+}
+
+/// One sensitive action.
+pub struct Event<'a> {
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub client_address: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+pub async fn record(conn: &mut AsyncPgConnection, event: Event<'_>) {
+    let written = diesel::insert_into(audit_events::table)
+        .values((
+            audit_events::id.eq(Uuid::now_v7()),
+            audit_events::actor.eq(event.actor),
+            audit_events::action.eq(event.action),
+            audit_events::target.eq(event.target),
+            audit_events::client_address.eq(event.client_address),
+            audit_events::detail.eq(event.detail),
+            audit_events::created_at.eq(Utc::now()),
+        ))
+        .execute(conn)
+        .await;
+    if let Err(err) = written {
+        tracing::error!(action = event.action, target = event.target, error = %err, "writing the audit log failed");
+    }
+}
