@@ -263,6 +263,12 @@ fn cadence(
         },
     );
     let n = chords.len();
+    // A progression that has just cadenced (V - i, then the tonic held) keeps its extra
+    // bar of home: replacing it with a second dominant would spend more time away from
+    // the tonic than on it.
+    let cadenced = n >= 3
+        && chords[n - 2].root == plan.key_root
+        && chords[n - 3].root == (plan.key_root + 7) % 12;
     let mut set = |k: usize, (offset, quality): (u8, Quality)| {
         let c = &mut chords[k];
         c.root = (plan.key_root + offset) % 12;
@@ -275,17 +281,24 @@ fn cadence(
             SectionKind::Verse | SectionKind::Chorus | SectionKind::Outro
         );
     if resolves && n > 0 {
-        // The tonic as the song's own progressions colour it (i7, Imaj7, i5...).
-        let tonic = home.iter().find(|c| c.0 == 0).map_or(
-            if minor {
-                Quality::Minor
-            } else {
-                Quality::Major
-            },
-            |c| c.1,
-        );
+        // In major, the tonic as the song's own progressions colour it (Imaj7,
+        // Iadd9...). In minor, a section comes home to the plain triad: the seventh
+        // of i7 (and the ninth of i9) is the fifth (and the seventh) of the relative
+        // major, so the chord that should settle the key would half name the other.
+        let tonic = if minor && !aeolian {
+            Quality::Minor
+        } else {
+            home.iter().find(|c| c.0 == 0).map_or(
+                if minor {
+                    Quality::Minor
+                } else {
+                    Quality::Major
+                },
+                |c| c.1,
+            )
+        };
         set(n - 1, (0, tonic));
-        if minor && n >= 3 && !aeolian {
+        if minor && n >= 3 && !aeolian && !cadenced {
             set(n - 2, dominant);
         }
     } else if kind == SectionKind::Bridge && n > 0 && !aeolian {

@@ -17,12 +17,14 @@ pub fn lyrics_text(plan: &Plan, seed: u64, user: Option<&str>) -> String {
     }
     let colours = colours(plan, seed);
     let mut out = String::new();
+    // Lines the verses and bridges have sung so far: a later one does not repeat them.
+    let mut sung: Vec<String> = Vec::new();
     for section in plan.form.iter().filter(|s| s.kind.sung()) {
         if !out.is_empty() {
             out.push('\n');
         }
         out.push_str(&format!("[{}]\n", section.label));
-        for line in section_lines(section, seed, &colours) {
+        for line in section_lines(section, seed, &colours, &mut sung) {
             out.push_str(&line);
             out.push('\n');
         }
@@ -55,9 +57,15 @@ fn colours(plan: &Plan, seed: u64) -> Vec<String> {
     out
 }
 
-/// One line per phrase. Every chorus gets the same words (the salt has no number);
-/// each verse gets its own.
-fn section_lines(section: &SectionPlan, seed: u64, colours: &[String]) -> Vec<String> {
+/// One line per phrase. Every chorus gets the same words (the salt has no number, and
+/// it ignores `sung`); each verse gets its own, avoiding the lines in `sung` (the
+/// verses' and bridges' so far), to which it adds its own.
+fn section_lines(
+    section: &SectionPlan,
+    seed: u64,
+    colours: &[String],
+    sung: &mut Vec<String>,
+) -> Vec<String> {
     let salt = match section.kind {
         SectionKind::Verse => format!("lyrics/{}", section.label),
         k => format!("lyrics/{}", k.name()),
@@ -85,10 +93,14 @@ fn section_lines(section: &SectionPlan, seed: u64, colours: &[String]) -> Vec<St
             .copied()
             .unwrap_or("night");
         used.push(rhyme);
-        let line = if section.kind == SectionKind::Chorus && i == 0 {
-            build_line(&mut rng, words::HOOKS, colours, rhyme, target)
+        let line = if chorus && i == 0 {
+            build_line(&mut rng, words::HOOKS, colours, rhyme, target, &[])
+        } else if chorus {
+            build_line(&mut rng, words::OPENINGS, colours, rhyme, target, &[])
         } else {
-            build_line(&mut rng, words::OPENINGS, colours, rhyme, target)
+            let line = build_line(&mut rng, words::OPENINGS, colours, rhyme, target, sung);
+            sung.push(line.clone());
+            line
         };
         if section.kind == SectionKind::Chorus && i == 0 {
             hook = line.clone();
@@ -98,16 +110,18 @@ fn section_lines(section: &SectionPlan, seed: u64, colours: &[String]) -> Vec<St
     lines
 }
 
-/// Tries a handful of openings and colours and keeps the line closest to `target` syllables.
+/// Tries a handful of openings and colours and keeps the line closest to `target`
+/// syllables, preferring any line not in `avoid` to one that is.
 fn build_line(
     rng: &mut ChaCha8Rng,
     openings: &[&str],
     colours: &[String],
     rhyme: &str,
     target: usize,
+    avoid: &[String],
 ) -> String {
     let mut best = String::new();
-    let mut best_err = usize::MAX;
+    let mut best_err = (true, usize::MAX);
     for _ in 0..12 {
         let opening = pick(rng, openings);
         let colour = if colours.is_empty() || rng.random_bool(0.25) {
@@ -119,13 +133,15 @@ fn build_line(
             Some(c) => format!("{opening} the {c} {rhyme}"),
             None => format!("{opening} the {rhyme}"),
         };
-        let err = count_syllables(&line).abs_diff(target);
+        let syllables = count_syllables(&line);
+        let line = capitalise(&line);
+        let err = (avoid.contains(&line), syllables.abs_diff(target));
         if err < best_err {
             best_err = err;
             best = line;
         }
     }
-    capitalise(&best)
+    best
 }
 
 fn capitalise(s: &str) -> String {
@@ -255,6 +271,41 @@ fn spread(lines: &[String], phrases: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn verses_do_not_repeat_lines_and_choruses_do() {
+        let request = crate::api::SongRequest {
+            prompt: "pop song about the sea".into(),
+            duration_seconds: 300,
+            has_vocals: true,
+            style_strength: 0.8,
+            seed: 7,
+            lyrics: None,
+        };
+        let plan = crate::plan::plan(&request).expect("plan");
+        let text = lyrics_text(&plan, 7, None);
+        let blocks = parse_blocks(&text);
+        let verses: Vec<&String> = blocks
+            .iter()
+            .filter(|b| b.kind == Some(SectionKind::Verse))
+            .flat_map(|b| &b.lines)
+            .collect();
+        assert!(verses.len() >= 8, "{text}");
+        for (i, line) in verses.iter().enumerate() {
+            assert!(!verses[..i].contains(line), "repeated {line:?} in\n{text}");
+        }
+        let choruses: Vec<&Vec<String>> = blocks
+            .iter()
+            .filter(|b| b.kind == Some(SectionKind::Chorus))
+            .map(|b| &b.lines)
+            .collect();
+        assert!(choruses.len() >= 2, "{text}");
+        // Choruses repeat word for word (a longer last chorus sings on past the end).
+        for c in &choruses {
+            let n = c.len().min(choruses[0].len());
+            assert_eq!(c[..n], choruses[0][..n], "{text}");
+        }
+    }
 
     #[test]
     fn blocks_and_assignment() {

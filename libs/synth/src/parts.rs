@@ -10,9 +10,15 @@ use crate::melody::{Note, chord_at};
 use crate::patterns;
 use crate::plan::{Genre, Instrument};
 
-/// The bass register: roots between A1 and G#2.
-fn bass_root(pc: u8) -> i32 {
-    33 + (i32::from(pc) + 3).rem_euclid(12)
+/// The bass note of a chord root, placed around the song's home note: the tonic sits
+/// between E2 and D#3, where the bass speaks clearly (an octave lower, a low tonic is
+/// mostly felt, not heard), and the other roots fall at most a fifth below it or rise
+/// at most a major third above it, so the line keeps returning to one recognisable
+/// home pitch instead of jumping across the octave with the key.
+fn bass_root(pc: u8, key: u8) -> i32 {
+    let home = 40 + (i32::from(key) - 4).rem_euclid(12);
+    let up = (i32::from(pc) - i32::from(key)).rem_euclid(12);
+    home + if up <= 4 { up } else { up - 12 }
 }
 
 pub fn bass_notes(comp: &Composition, rng: &mut ChaCha8Rng) -> Vec<Note> {
@@ -25,6 +31,7 @@ pub fn bass_notes(comp: &Composition, rng: &mut ChaCha8Rng) -> Vec<Note> {
     } else {
         patterns::NEUTRAL_BASS
     };
+    let key = plan.key_root;
     let mut out = Vec::new();
     for sec in &comp.sections {
         let shape = match sec.kind {
@@ -35,7 +42,7 @@ pub fn bass_notes(comp: &Composition, rng: &mut ChaCha8Rng) -> Vec<Note> {
         let vel = (70.0 + 35.0 * sec.energy) as u8;
         let end = sec.start + sec.beats;
         if walking && !matches!(sec.kind, SectionKind::Intro | SectionKind::Outro) {
-            walk(&sec.chords, sec.start, end, vel, rng, &mut out);
+            walk(&sec.chords, key, (sec.start, end), vel, rng, &mut out);
             continue;
         }
         let steps: Vec<(usize, u8)> = shape
@@ -58,7 +65,7 @@ pub fn bass_notes(comp: &Composition, rng: &mut ChaCha8Rng) -> Vec<Note> {
                 let Some(ch) = chord_at(&sec.chords, start) else {
                     continue;
                 };
-                let root = bass_root(ch.root);
+                let root = bass_root(ch.root, key);
                 let pitch = match c {
                     b'f' => root + 7,
                     b'o' => root + 12,
@@ -82,38 +89,52 @@ pub fn bass_notes(comp: &Composition, rng: &mut ChaCha8Rng) -> Vec<Note> {
     out
 }
 
-/// A walking line: the root on each chord change, chord tones between, and a chromatic
-/// approach into the next root.
+/// A walking line: the root on each chord change and again on the bar's third beat
+/// (the strong beats name the chord), chord tones between, and a chromatic approach
+/// into the next root.
 fn walk(
     chords: &[ChordEvent],
-    start: f32,
-    end: f32,
+    key: u8,
+    (start, end): (f32, f32),
     vel: u8,
     rng: &mut ChaCha8Rng,
     out: &mut Vec<Note>,
 ) {
     let mut t = start;
+    let mut prev: Option<i32> = None;
     while t < end - 1e-3 {
         let Some(ch) = chord_at(chords, t) else {
             return;
         };
-        let root = bass_root(ch.root);
+        let root = bass_root(ch.root, key);
         let next = chord_at(chords, t + 1.0).filter(|_| t + 1.0 < end);
         let changes_now = (ch.start - t).abs() < 1e-3;
-        let pitch = if changes_now {
+        let third_beat = ((t - start).rem_euclid(4.0) - 2.0).abs() < 1e-3;
+        let pitch = if changes_now || third_beat {
             root
         } else if let Some(n) = next.filter(|n| (n.start - (t + 1.0)).abs() < 1e-3) {
-            bass_root(n.root) + if rng.random_bool(0.5) { 1 } else { -1 }
+            bass_root(n.root, key) + if rng.random_bool(0.5) { 1 } else { -1 }
         } else {
             let ivs = ch.quality.intervals();
-            root + i32::from(ivs[rng.random_range(1..ivs.len().max(2)).min(ivs.len() - 1)] % 12)
+            let up = root
+                + i32::from(ivs[rng.random_range(1..ivs.len().max(2)).min(ivs.len() - 1)] % 12);
+            // The chord tone in whichever octave is nearer the last note: the line
+            // steps around the root (above and below it) instead of always climbing
+            // from it.
+            let down = up - 12;
+            match prev {
+                Some(p) if down >= 28 && (p - down).abs() < (p - up).abs() => down,
+                _ => up,
+            }
         };
+        let pitch = pitch.clamp(28, 60);
         out.push(Note {
             start: t,
             beats: 0.9,
-            pitch: pitch.clamp(28, 60) as u8,
+            pitch: pitch as u8,
             velocity: vel,
         });
+        prev = Some(pitch);
         t += 1.0;
     }
 }
