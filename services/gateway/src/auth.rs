@@ -55,6 +55,19 @@ impl Caller {
         }
     }
 
+    /// Administrators only (`project` checks the role again in its database,
+    /// where a change takes effect at once).
+    pub fn is_admin(&self) -> Result<(), Status> {
+        if self.role != "admin" {
+            return Err(status::with_reason(
+                tonic::Code::PermissionDenied,
+                "ADMIN_ONLY",
+                "only administrators may do this",
+            ));
+        }
+        Ok(())
+    }
+
     /// Managing API keys takes a signed-in session: a key cannot mint keys.
     pub fn is_session(&self) -> Result<(), Status> {
         if self.scopes.is_some() {

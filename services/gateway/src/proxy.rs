@@ -34,49 +34,46 @@ pub struct Proxy {
     pub assets: AssetServiceClient<TracedChannel>,
 }
 
-/// Forwards one unary call to `$client.$method` as the authenticated caller.
+/// What a call needs of its caller beyond a valid credential.
+#[derive(Debug, Clone, Copy)]
+enum Needs {
+    /// Reading (an API key needs the `read` scope).
+    Read,
+    /// Creating, changing or generating: not viewers; keys need `generate`.
+    Write,
+    /// Managing API keys: a signed-in session, not a key.
+    Session,
+    /// Administration.
+    Admin,
+}
+
+/// Forwards one unary call to `$client.$method` for the admitted caller.
 macro_rules! forward {
-    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = $self.caller(&$request).await?;
-        caller.may_read()?;
-        $self.limits.check(
-            Class::Read,
-            Some(&caller.subject),
-            $request.remote_addr().map(|a| a.ip()),
-        )?;
-        let address = $request.remote_addr().map(|a| a.ip());
-        let call = upstream(&caller.subject, address, $request.into_inner())?;
+    ($self:ident, $request:ident, $needs:expr, $client:ident, $method:ident) => {{
+        let call = $self.admit($request, $needs).await?;
         $self.$client.clone().$method(call).await
     }};
 }
 
-/// Like `forward!`, for calls that create, change or generate: viewers are refused.
-macro_rules! forward_write {
+/// Forwards a server-streaming call, passing the upstream stream through.
+macro_rules! forward_stream {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = $self.caller(&$request).await?;
-        caller.may_write()?;
-        $self.limits.check(
-            Class::Generate,
-            Some(&caller.subject),
-            $request.remote_addr().map(|a| a.ip()),
-        )?;
-        let address = $request.remote_addr().map(|a| a.ip());
-        let call = upstream(&caller.subject, address, $request.into_inner())?;
-        $self.$client.clone().$method(call).await
+        let call = $self.admit($request, Needs::Read).await?;
+        let response = $self.$client.clone().$method(call).await?;
+        Ok(Response::new(
+            Box::pin(response.into_inner()) as BoxStream<_>
+        ))
     }};
 }
 
-/// Forwards a call that needs no token (signing in), with nothing but the message.
+/// Forwards a call that needs no credential (signing up and in), carrying only
+/// the message and the client's address for the sign-in throttle (set here, so
+/// a client cannot choose it).
 macro_rules! forward_anonymous {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        $self.limits.check(
-            Class::Anonymous,
-            None,
-            $request.remote_addr().map(|a| a.ip()),
-        )?;
         let address = $request.remote_addr().map(|a| a.ip());
+        $self.limits.check(Class::Anonymous, None, address)?;
         let mut call = Request::new($request.into_inner());
-        // For the sign-in throttle; built here, so a client cannot set it.
         if let Some(value) =
             address.and_then(|ip| tonic::metadata::MetadataValue::try_from(ip.to_string()).ok())
         {
@@ -86,28 +83,36 @@ macro_rules! forward_anonymous {
     }};
 }
 
-/// Forwards a server-streaming call, passing the upstream stream through.
-macro_rules! forward_stream {
-    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = $self.caller(&$request).await?;
-        caller.may_read()?;
-        $self.limits.check(
-            Class::Read,
-            Some(&caller.subject),
-            $request.remote_addr().map(|a| a.ip()),
-        )?;
-        let address = $request.remote_addr().map(|a| a.ip());
-        let call = upstream(&caller.subject, address, $request.into_inner())?;
-        let response = $self.$client.clone().$method(call).await?;
-        Ok(Response::new(
-            Box::pin(response.into_inner()) as BoxStream<_>
-        ))
-    }};
-}
-
 const API_KEY_PREFIX: &str = "cdz_ak_";
 
 impl Proxy {
+    /// Authenticates, authorises and rate-limits a call, and builds the fresh
+    /// upstream request that carries the caller's identity and nothing else.
+    async fn admit<T>(&self, request: Request<T>, needs: Needs) -> Result<Request<T>, Status> {
+        let caller = self.caller(&request).await?;
+        let class = match needs {
+            Needs::Read => {
+                caller.may_read()?;
+                Class::Read
+            }
+            Needs::Write => {
+                caller.may_write()?;
+                Class::Generate
+            }
+            Needs::Session => {
+                caller.is_session()?;
+                Class::Read
+            }
+            Needs::Admin => {
+                caller.is_admin()?;
+                Class::Read
+            }
+        };
+        let address = request.remote_addr().map(|a| a.ip());
+        self.limits.check(class, Some(&caller.subject), address)?;
+        upstream(&caller.subject, address, request.into_inner())
+    }
+
     /// Who the request's bearer credential speaks for: an access token verified
     /// here, or an API key verified by `project` (and cached briefly).
     async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
@@ -147,54 +152,20 @@ impl Proxy {
     }
 }
 
-/// Forwards an admin call: administrators only (`project` checks again against
-/// the database, where a role change takes effect at once).
-macro_rules! forward_admin {
-    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = $self.caller(&$request).await?;
-        if caller.role != "admin" {
-            return Err(cadenza_runtime::status::with_reason(
-                tonic::Code::PermissionDenied,
-                "ADMIN_ONLY",
-                "only administrators may do this",
-            ));
-        }
-        let address = $request.remote_addr().map(|a| a.ip());
-        let call = upstream(&caller.subject, address, $request.into_inner())?;
-        $self.$client.clone().$method(call).await
-    }};
-}
-
 #[tonic::async_trait]
 impl v1::admin_service_server::AdminService for Proxy {
     async fn change_role(
         &self,
         request: Request<v1::ChangeRoleRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward_admin!(self, request, admin, change_role)
+        forward!(self, request, Needs::Admin, admin, change_role)
     }
     async fn list_audit_events(
         &self,
         request: Request<v1::ListAuditEventsRequest>,
     ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
-        forward_admin!(self, request, admin, list_audit_events)
+        forward!(self, request, Needs::Admin, admin, list_audit_events)
     }
-}
-
-/// Forwards an API key call: a signed-in session only.
-macro_rules! forward_session {
-    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let caller = $self.caller(&$request).await?;
-        caller.is_session()?;
-        $self.limits.check(
-            Class::Read,
-            Some(&caller.subject),
-            $request.remote_addr().map(|a| a.ip()),
-        )?;
-        let address = $request.remote_addr().map(|a| a.ip());
-        let call = upstream(&caller.subject, address, $request.into_inner())?;
-        $self.$client.clone().$method(call).await
-    }};
 }
 
 #[tonic::async_trait]
@@ -203,19 +174,19 @@ impl v1::api_key_service_server::ApiKeyService for Proxy {
         &self,
         request: Request<v1::CreateApiKeyRequest>,
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
-        forward_session!(self, request, api_keys, create_api_key)
+        forward!(self, request, Needs::Session, api_keys, create_api_key)
     }
     async fn list_api_keys(
         &self,
         request: Request<v1::ListApiKeysRequest>,
     ) -> Result<Response<v1::ListApiKeysResponse>, Status> {
-        forward_session!(self, request, api_keys, list_api_keys)
+        forward!(self, request, Needs::Session, api_keys, list_api_keys)
     }
     async fn revoke_api_key(
         &self,
         request: Request<v1::RevokeApiKeyRequest>,
     ) -> Result<Response<v1::ApiKey>, Status> {
-        forward_session!(self, request, api_keys, revoke_api_key)
+        forward!(self, request, Needs::Session, api_keys, revoke_api_key)
     }
 }
 
@@ -225,49 +196,49 @@ impl v1::project_service_server::ProjectService for Proxy {
         &self,
         request: Request<v1::CreateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward_write!(self, request, projects, create_project)
+        forward!(self, request, Needs::Write, projects, create_project)
     }
     async fn get_project(
         &self,
         request: Request<v1::GetProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward!(self, request, projects, get_project)
+        forward!(self, request, Needs::Read, projects, get_project)
     }
     async fn list_projects(
         &self,
         request: Request<v1::ListProjectsRequest>,
     ) -> Result<Response<v1::ListProjectsResponse>, Status> {
-        forward!(self, request, projects, list_projects)
+        forward!(self, request, Needs::Read, projects, list_projects)
     }
     async fn update_project(
         &self,
         request: Request<v1::UpdateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward_write!(self, request, projects, update_project)
+        forward!(self, request, Needs::Write, projects, update_project)
     }
     async fn delete_project(
         &self,
         request: Request<v1::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
-        forward_write!(self, request, projects, delete_project)
+        forward!(self, request, Needs::Write, projects, delete_project)
     }
     async fn generate_song(
         &self,
         request: Request<v1::GenerateSongRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        forward_write!(self, request, projects, generate_song)
+        forward!(self, request, Needs::Write, projects, generate_song)
     }
     async fn cancel_generation(
         &self,
         request: Request<v1::CancelGenerationRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        forward_write!(self, request, projects, cancel_generation)
+        forward!(self, request, Needs::Write, projects, cancel_generation)
     }
     async fn get_project_status(
         &self,
         request: Request<v1::GetProjectStatusRequest>,
     ) -> Result<Response<v1::ProjectStatus>, Status> {
-        forward!(self, request, projects, get_project_status)
+        forward!(self, request, Needs::Read, projects, get_project_status)
     }
     type WatchProjectStream = BoxStream<v1::StageEvent>;
     async fn watch_project(
@@ -280,7 +251,7 @@ impl v1::project_service_server::ProjectService for Proxy {
         &self,
         request: Request<v1::ListJobLogsRequest>,
     ) -> Result<Response<v1::ListJobLogsResponse>, Status> {
-        forward!(self, request, projects, list_job_logs)
+        forward!(self, request, Needs::Read, projects, list_job_logs)
     }
 }
 
@@ -290,19 +261,19 @@ impl v1::track_service_server::TrackService for Proxy {
         &self,
         request: Request<v1::CreateTrackRequest>,
     ) -> Result<Response<v1::CreateTrackResponse>, Status> {
-        forward_write!(self, request, tracks, create_track)
+        forward!(self, request, Needs::Write, tracks, create_track)
     }
     async fn get_track(
         &self,
         request: Request<v1::GetTrackRequest>,
     ) -> Result<Response<v1::Track>, Status> {
-        forward!(self, request, tracks, get_track)
+        forward!(self, request, Needs::Read, tracks, get_track)
     }
     async fn get_job(
         &self,
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        forward!(self, request, tracks, get_job)
+        forward!(self, request, Needs::Read, tracks, get_job)
     }
 }
 
@@ -312,13 +283,13 @@ impl v1::asset_service_server::AssetService for Proxy {
         &self,
         request: Request<v1::ListAssetsRequest>,
     ) -> Result<Response<v1::ListAssetsResponse>, Status> {
-        forward!(self, request, assets, list_assets)
+        forward!(self, request, Needs::Read, assets, list_assets)
     }
     async fn get_download_url(
         &self,
         request: Request<v1::GetDownloadUrlRequest>,
     ) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
-        forward!(self, request, assets, get_download_url)
+        forward!(self, request, Needs::Read, assets, get_download_url)
     }
     type ReadAssetStream = BoxStream<v1::ReadAssetResponse>;
     async fn read_asset(
@@ -356,13 +327,13 @@ impl v1::auth_service_server::AuthService for Proxy {
         &self,
         request: Request<v1::GetCurrentUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward!(self, request, auth, get_current_user)
+        forward!(self, request, Needs::Read, auth, get_current_user)
     }
     async fn accept_terms(
         &self,
         request: Request<v1::AcceptTermsRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward!(self, request, auth, accept_terms)
+        forward!(self, request, Needs::Session, auth, accept_terms)
     }
 }
 
