@@ -216,6 +216,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    credit_balances (owner) {
+        owner -> Text,
+        balance -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    credit_ledger (id) {
+        id -> Uuid,
+        owner -> Text,
+        run_id -> Nullable<Uuid>,
+        kind -> Text,
+        amount -> Int8,
+        actor -> Text,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(refresh_tokens -> users (user_id));
 diesel::joinable!(runs -> projects (project_id));
@@ -240,4 +260,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     api_keys,
     audit_events,
+    credit_balances,
+    credit_ledger,
 );

@@ -39,7 +39,9 @@ async fn schema_matches_the_database() {
         refresh_tokens,
         login_failures,
         api_keys,
-        audit_events
+        audit_events,
+        credit_balances,
+        credit_ledger
     );
 }
 

@@ -18,6 +18,7 @@ use cadenza_proto::v1::{
     credential_service_client::CredentialServiceClient, dev_service_server::DevServiceServer,
     project_service_client::ProjectServiceClient, project_service_server::ProjectServiceServer,
     track_service_client::TrackServiceClient, track_service_server::TrackServiceServer,
+    usage_service_client::UsageServiceClient, usage_service_server::UsageServiceServer,
 };
 use http::HeaderName;
 use tokio_util::sync::CancellationToken;
@@ -90,6 +91,7 @@ pub async fn run(
         auth: AuthServiceClient::new(channel.clone()),
         api_keys: ApiKeyServiceClient::new(channel.clone()),
         admin: AdminServiceClient::new(channel.clone()),
+        usage: UsageServiceClient::new(channel.clone()),
         credentials: CredentialServiceClient::new(channel.clone()),
         key_cache: std::sync::Arc::new(key_cache::KeyCache::new(Duration::from_secs(
             config.api_key_cache_seconds,
@@ -106,6 +108,7 @@ pub async fn run(
         "cadenza.v1.AuthService",
         "cadenza.v1.ApiKeyService",
         "cadenza.v1.AdminService",
+        "cadenza.v1.UsageService",
     ])
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -158,6 +161,9 @@ pub async fn run(
         )
         .add_service(
             AdminServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(
+            UsageServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
         .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
         .add_optional_service(dev)

@@ -8,6 +8,7 @@ use cadenza_proto::v1::{
     asset_service_client::AssetServiceClient, auth_service_client::AuthServiceClient,
     credential_service_client::CredentialServiceClient,
     project_service_client::ProjectServiceClient, track_service_client::TrackServiceClient,
+    usage_service_client::UsageServiceClient,
 };
 use cadenza_telemetry::grpc::TracedChannel;
 use futures::Stream;
@@ -27,6 +28,7 @@ pub struct Proxy {
     pub auth: AuthServiceClient<TracedChannel>,
     pub api_keys: ApiKeyServiceClient<TracedChannel>,
     pub admin: AdminServiceClient<TracedChannel>,
+    pub usage: UsageServiceClient<TracedChannel>,
     pub credentials: CredentialServiceClient<TracedChannel>,
     pub key_cache: std::sync::Arc<KeyCache>,
     pub projects: ProjectServiceClient<TracedChannel>,
@@ -149,6 +151,16 @@ impl Proxy {
         };
         self.key_cache.put(credential, caller.clone());
         Ok(caller)
+    }
+}
+
+#[tonic::async_trait]
+impl v1::usage_service_server::UsageService for Proxy {
+    async fn get_usage(
+        &self,
+        request: Request<v1::GetUsageRequest>,
+    ) -> Result<Response<v1::Usage>, Status> {
+        forward!(self, request, Needs::Read, usage, get_usage)
     }
 }
 

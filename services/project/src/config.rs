@@ -31,6 +31,9 @@ pub struct Config {
     pub access_token_seconds: i64,
     pub refresh_token_days: i64,
     pub terms_version: String,
+    /// Generation costs credits (default: on, except in dev mode).
+    pub credits_enforced: bool,
+    pub signup_credits: i64,
 }
 
 impl Config {
@@ -50,6 +53,8 @@ impl Config {
                 1..=365,
             ),
             terms_version: env.string("CADENZA_TERMS_VERSION", DEFAULT_TERMS_VERSION),
+            credits_enforced: env.flag("CADENZA_CREDITS_ENFORCED", !dev_mode),
+            signup_credits: env.bounded("CADENZA_SIGNUP_CREDITS", 600, 0..=1_000_000_000),
             grpc_addr: env.addr("CADENZA_PROJECT_ADDR", DEFAULT_GRPC_ADDR),
             admin_addr: env.addr("CADENZA_PROJECT_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),

@@ -20,6 +20,12 @@ pub enum ApiError {
     Denied(&'static str, String),
     #[error("{1}")]
     PermissionDenied(&'static str, String),
+    /// Not enough credits: FAILED_PRECONDITION with a QuotaFailure.
+    #[error("{description}")]
+    QuotaExceeded {
+        subject: String,
+        description: String,
+    },
     /// Too many failed sign-ins: come back after the wait.
     #[error("too many failed sign-ins")]
     Throttled(std::time::Duration),
@@ -64,6 +70,25 @@ impl From<ApiError> for Status {
                 status::with_reason(Code::AlreadyExists, reason, message)
             }
             ApiError::Unauthenticated(message) => status::unauthenticated(message),
+            ApiError::QuotaExceeded {
+                subject,
+                description,
+            } => {
+                let mut details = tonic_types::ErrorDetails::with_error_info(
+                    "INSUFFICIENT_CREDITS",
+                    status::DOMAIN,
+                    std::collections::HashMap::<String, String>::new(),
+                );
+                details.set_quota_failure(vec![tonic_types::QuotaViolation::new(
+                    subject,
+                    description.clone(),
+                )]);
+                <Status as tonic_types::StatusExt>::with_error_details(
+                    Code::FailedPrecondition,
+                    format!("not enough credits: {description}"),
+                    details,
+                )
+            }
             ApiError::PermissionDenied(reason, message) => {
                 status::with_reason(Code::PermissionDenied, reason, message)
             }

@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod api;
 pub mod config;
+pub mod credits;
 pub mod domain;
 pub mod error;
 pub mod orchestrator;
@@ -20,7 +21,7 @@ use cadenza_proto::v1::{
     asset_service_server::AssetServiceServer, auth_service_server::AuthServiceServer,
     credential_service_server::CredentialServiceServer,
     project_service_server::ProjectServiceServer, storage_service_client::StorageServiceClient,
-    track_service_server::TrackServiceServer,
+    track_service_server::TrackServiceServer, usage_service_server::UsageServiceServer,
 };
 use cadenza_queue::Publisher;
 use tokio::sync::Notify;
@@ -54,6 +55,9 @@ pub async fn run(
     let orchestrator = orchestrator::Orchestrator {
         max_attempts: i32::try_from(config.max_attempts).unwrap_or(3),
         exchange: topology.exchange(),
+        credits: credits::CreditPolicy {
+            enforced: config.credits_enforced,
+        },
     };
     let storage =
         StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?);
@@ -79,6 +83,7 @@ pub async fn run(
         access_ttl: chrono::Duration::seconds(config.access_token_seconds),
         refresh_ttl: chrono::Duration::days(config.refresh_token_days),
         terms_version: config.terms_version.clone(),
+        signup_credits: config.signup_credits,
     };
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -119,6 +124,7 @@ pub async fn run(
         "cadenza.v1.ApiKeyService",
         "cadenza.v1.CredentialService",
         "cadenza.v1.AdminService",
+        "cadenza.v1.UsageService",
         "cadenza.v1.TrackService",
         "cadenza.v1.AssetService",
     ])
@@ -156,6 +162,9 @@ pub async fn run(
             shared: shared.clone(),
         }))
         .add_service(TrackServiceServer::new(api::tracks::TrackApi {
+            shared: shared.clone(),
+        }))
+        .add_service(UsageServiceServer::new(api::usage::UsageApi {
             shared: shared.clone(),
         }))
         .add_service(AdminServiceServer::new(accounts::admin::AdminApi {

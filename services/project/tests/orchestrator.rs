@@ -27,6 +27,7 @@ async fn fixture(has_vocals: bool) -> Fixture {
     let orchestrator = Orchestrator {
         max_attempts: 2,
         exchange: "test.stages".into(),
+        credits: cadenza_project::credits::CreditPolicy { enforced: false },
     };
     let fields = projects::ProjectFields {
         title: "t".into(),

@@ -160,36 +160,45 @@ impl AuthService for AuthApi {
         let hash = blocking(move || credentials::hash_password(&password))
             .await?
             .map_err(ApiError::Internal)?;
+        let signup_credits = self.config.signup_credits;
         let mut conn = self.shared.conn().await?;
-        let user = store::insert_user(
-            &mut conn,
-            NewUser {
-                email: &email,
-                password_hash: &hash,
-                terms_version: terms,
-            },
-            Utc::now(),
-        )
-        .await
-        .map_err(ApiError::from)?
-        .ok_or_else(|| {
-            ApiError::AlreadyExists(
-                "EMAIL_TAKEN",
-                "an account with this email already exists".into(),
-            )
-        })?;
-        let subject = user.id.to_string();
-        audit::record(
-            &mut conn,
-            Event {
-                actor: &subject,
-                action: "account.register",
-                target: &format!("users/{subject}"),
-                client_address: address.as_deref(),
-                detail: None,
-            },
-        )
-        .await;
+        // The account, its starting credits and the audit entry, all or nothing.
+        let user = conn
+            .transaction(async |conn| -> ApiResult<UserRow> {
+                let user = store::insert_user(
+                    conn,
+                    NewUser {
+                        email: &email,
+                        password_hash: &hash,
+                        terms_version: terms,
+                    },
+                    Utc::now(),
+                )
+                .await?
+                .ok_or_else(|| {
+                    ApiError::AlreadyExists(
+                        "EMAIL_TAKEN",
+                        "an account with this email already exists".into(),
+                    )
+                })?;
+                let subject = user.id.to_string();
+                if signup_credits > 0 {
+                    crate::credits::grant(conn, &subject, signup_credits, "signup").await?;
+                }
+                audit::record(
+                    conn,
+                    Event {
+                        actor: &subject,
+                        action: "account.register",
+                        target: &format!("users/{subject}"),
+                        client_address: address.as_deref(),
+                        detail: None,
+                    },
+                )
+                .await;
+                Ok(user)
+            })
+            .await?;
         drop(conn);
         tracing::info!(user_id = %user.id, "account registered");
         Ok(Response::new(self.sign_in(&user).await?))

@@ -23,4 +23,6 @@ pub struct AccountsConfig {
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub terms_version: String,
+    /// Credits every new account starts with.
+    pub signup_credits: i64,
 }

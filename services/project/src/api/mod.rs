@@ -8,6 +8,7 @@ pub mod assets;
 pub mod convert;
 pub mod projects;
 pub mod tracks;
+pub mod usage;
 pub mod validate;
 
 use std::sync::Arc;

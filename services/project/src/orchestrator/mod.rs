@@ -26,6 +26,8 @@ pub struct Orchestrator {
     /// Attempts a stage gets before its failure fails the run.
     pub max_attempts: i32,
     pub exchange: String,
+    /// Whether runs reserve credits.
+    pub credits: crate::credits::CreditPolicy,
 }
 
 /// What applying a worker's report did.
@@ -45,6 +47,10 @@ impl Orchestrator {
         project: &ProjectRow,
         run_id: Uuid,
     ) -> ApiResult<RunRow> {
+        if self.credits.enforced {
+            let cost = crate::credits::cost(project.duration_seconds, project.has_vocals);
+            crate::credits::reserve(conn, &project.owner, run_id, cost).await?;
+        }
         let seed = project.seed.unwrap_or_else(rand::random::<i64>);
         let inserted = diesel::insert_into(runs::table)
             .values((
@@ -289,6 +295,9 @@ impl Orchestrator {
             ))
             .execute(conn)
             .await?;
+        // In the same transaction as the final state: charged only for a song
+        // that arrived, refunded otherwise, settled once.
+        crate::credits::settle(conn, &run.owner, run.id, state).await?;
         projects::set_state(
             conn,
             run.project_id,
