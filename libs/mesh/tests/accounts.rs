@@ -585,6 +585,36 @@ async fn admins_change_roles_and_read_an_audit_log_without_secrets() {
         .expect_err("viewer");
     assert_eq!(err.code(), Code::PermissionDenied);
 
+    // Credits granted by an admin, never by anyone else.
+    let grant = v1::GrantCreditsRequest {
+        name: bob_name.clone(),
+        amount: 40,
+        reason: "support ticket 42".into(),
+    };
+    let err = admin_api
+        .grant_credits(authed(&renewed.access_token, grant.clone()))
+        .await
+        .expect_err("not an admin");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let granted = admin_api
+        .grant_credits(authed(&root.access_token, grant))
+        .await
+        .expect("grant")
+        .into_inner();
+    assert_eq!(granted.balance, 600 + 40, "sign-up credits plus the grant");
+    let err = admin_api
+        .grant_credits(authed(
+            &root.access_token,
+            v1::GrantCreditsRequest {
+                name: "users/not-a-uuid".into(),
+                amount: 0,
+                reason: String::new(),
+            },
+        ))
+        .await
+        .expect_err("bad grant");
+    assert_eq!(bad_fields(&err), ["amount", "reason", "name"]);
+
     auth.login(v1::LoginRequest {
         email: "bob@example.com".into(),
         password: "a wrong guess at it".into(),

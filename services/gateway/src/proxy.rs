@@ -172,6 +172,12 @@ impl v1::admin_service_server::AdminService for Proxy {
     ) -> Result<Response<v1::User>, Status> {
         forward!(self, request, Needs::Admin, admin, change_role)
     }
+    async fn grant_credits(
+        &self,
+        request: Request<v1::GrantCreditsRequest>,
+    ) -> Result<Response<v1::GrantCreditsResponse>, Status> {
+        forward!(self, request, Needs::Admin, admin, grant_credits)
+    }
     async fn list_audit_events(
         &self,
         request: Request<v1::ListAuditEventsRequest>,

@@ -3,7 +3,7 @@
 use cadenza_db::schema::{audit_events, users};
 use cadenza_proto::v1::{self, admin_service_server::AdminService};
 use diesel::prelude::*;
-use diesel_async::RunQueryDsl;
+use diesel_async::{AsyncConnection, RunQueryDsl};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -19,6 +19,7 @@ pub struct AdminApi {
 
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 500;
+const MAX_GRANT: i64 = 1_000_000;
 
 #[derive(Queryable)]
 struct AuditRow {
@@ -105,6 +106,69 @@ impl AdminService for AdminApi {
             &updated,
             &self.terms_version,
         )))
+    }
+
+    async fn grant_credits(
+        &self,
+        request: Request<v1::GrantCreditsRequest>,
+    ) -> Result<Response<v1::GrantCreditsResponse>, Status> {
+        let admin = self.admin(&request).await?;
+        let address = client_address(&request);
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        if !(1..=MAX_GRANT).contains(&request.amount) {
+            violations.push(cadenza_runtime::status::Violation::new(
+                "amount",
+                format!("must be 1 to {MAX_GRANT}"),
+            ));
+        }
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > 200 {
+            violations.push(cadenza_runtime::status::Violation::new(
+                "reason",
+                "say why in 1 to 200 characters",
+            ));
+        }
+        let target = request
+            .name
+            .strip_prefix("users/")
+            .and_then(|id| Uuid::parse_str(id).ok());
+        if target.is_none() {
+            violations.push(cadenza_runtime::status::Violation::new(
+                "name",
+                "must be `users/{id}`",
+            ));
+        }
+        let (Some(target), true) = (target, violations.is_empty()) else {
+            return Err(ApiError::Invalid(violations).into());
+        };
+        let actor = admin.id.to_string();
+        let mut conn = self.shared.conn().await?;
+        let balance = conn
+            .transaction(async |conn| -> ApiResult<i64> {
+                store::find(conn, target).await?.ok_or_else(|| {
+                    ApiError::NotFound(
+                        "USER_NOT_FOUND",
+                        format!("user `{}` does not exist", request.name),
+                    )
+                })?;
+                let owner = target.to_string();
+                crate::credits::grant(conn, &owner, request.amount, &actor).await?;
+                audit::record(
+                    conn,
+                    Event {
+                        actor: &actor,
+                        action: "credits.grant",
+                        target: &request.name,
+                        client_address: address.as_deref(),
+                        detail: Some(&format!("{} credits: {reason}", request.amount)),
+                    },
+                )
+                .await;
+                Ok(crate::credits::balance(conn, &owner).await?)
+            })
+            .await?;
+        Ok(Response::new(v1::GrantCreditsResponse { balance }))
     }
 
     async fn list_audit_events(
