@@ -53,6 +53,33 @@ async fn finished_state(
     .expect("the run finishes in time")
 }
 
+/// Changes what the next generation of `name` will cost.
+async fn set_length(
+    projects: &mut ProjectServiceClient<Channel>,
+    token: &str,
+    name: &str,
+    duration_seconds: u32,
+    has_vocals: bool,
+) {
+    projects
+        .update_project(authed(
+            token,
+            v1::UpdateProjectRequest {
+                project: Some(v1::Project {
+                    name: name.into(),
+                    duration_seconds,
+                    has_vocals,
+                    ..Default::default()
+                }),
+                update_mask: Some(prost_types::FieldMask {
+                    paths: vec!["duration_seconds".into(), "has_vocals".into()],
+                }),
+            },
+        ))
+        .await
+        .expect("update");
+}
+
 fn kinds(usage: &v1::Usage) -> Vec<(String, i64)> {
     usage
         .entries
@@ -124,23 +151,7 @@ async fn songs_are_paid_for_only_when_they_arrive() {
     );
 
     // 20 seconds with vocals cost 30: more than is left. Refused, nothing written.
-    projects
-        .update_project(authed(
-            &token,
-            v1::UpdateProjectRequest {
-                project: Some(v1::Project {
-                    name: project.name.clone(),
-                    duration_seconds: 20,
-                    has_vocals: true,
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["duration_seconds".into(), "has_vocals".into()],
-                }),
-            },
-        ))
-        .await
-        .expect("update");
+    set_length(&mut projects, &token, &project.name, 20, true).await;
     let err = projects
         .generate_song(authed(&token, generate.clone()))
         .await
@@ -161,23 +172,7 @@ async fn songs_are_paid_for_only_when_they_arrive() {
 
     // Cancelled before it could finish: refunded. (Should the song win the race
     // and complete, it is charged instead; either way exactly once.)
-    projects
-        .update_project(authed(
-            &token,
-            v1::UpdateProjectRequest {
-                project: Some(v1::Project {
-                    name: project.name.clone(),
-                    duration_seconds: 10,
-                    has_vocals: false,
-                    ..Default::default()
-                }),
-                update_mask: Some(prost_types::FieldMask {
-                    paths: vec!["duration_seconds".into(), "has_vocals".into()],
-                }),
-            },
-        ))
-        .await
-        .expect("update");
+    set_length(&mut projects, &token, &project.name, 10, false).await;
     projects
         .generate_song(authed(&token, generate))
         .await

@@ -39,9 +39,8 @@ impl AdminApi {
         let denied =
             || ApiError::PermissionDenied("ADMIN_ONLY", "only administrators may do this".into());
         let subject = caller(request)?;
-        let id = Uuid::parse_str(&subject).map_err(|_| denied())?;
         let mut conn = self.shared.conn().await?;
-        store::find(&mut conn, id)
+        store::find_by_subject(&mut conn, &subject)
             .await?
             .filter(|user| user.role == "admin")
             .ok_or_else(denied)

@@ -111,9 +111,10 @@ impl AuthApi {
                 "the caller has no account (dev tokens have none)".into(),
             )
         };
-        let id = Uuid::parse_str(subject).map_err(|_| not_found())?;
         let mut conn = self.shared.conn().await?;
-        store::find(&mut conn, id).await?.ok_or_else(not_found)
+        store::find_by_subject(&mut conn, subject)
+            .await?
+            .ok_or_else(not_found)
     }
 }
 

@@ -96,10 +96,11 @@ impl ApiKeyApi {
                 "API keys belong to accounts; dev tokens have none".into(),
             )
         };
-        let id = Uuid::parse_str(&subject).map_err(|_| no_account())?;
         let mut conn = self.shared.conn().await?;
-        store::find(&mut conn, id).await?.ok_or_else(no_account)?;
-        Ok(id)
+        let user = store::find_by_subject(&mut conn, &subject)
+            .await?
+            .ok_or_else(no_account)?;
+        Ok(user.id)
     }
 }
 

@@ -89,6 +89,17 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .optional()
 }
 
+/// The account a token's subject names; dev-token subjects (not user ids) have none.
+pub async fn find_by_subject(
+    conn: &mut AsyncPgConnection,
+    subject: &str,
+) -> QueryResult<Option<UserRow>> {
+    match Uuid::parse_str(subject) {
+        Ok(id) => find(conn, id).await,
+        Err(_) => Ok(None),
+    }
+}
+
 pub async fn accept_terms(
     conn: &mut AsyncPgConnection,
     id: Uuid,

@@ -49,19 +49,11 @@ pub fn caller<T>(request: &Request<T>) -> ApiResult<String> {
         .metadata()
         .get(SUBJECT_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|s| cadenza_auth_subject_ok(s))
+        .filter(|s| cadenza_auth::valid_subject(s))
         .map(str::to_owned)
         .ok_or_else(|| {
             ApiError::Unauthenticated("the request carries no authenticated caller".into())
         })
-}
-
-fn cadenza_auth_subject_ok(subject: &str) -> bool {
-    (1..=64).contains(&subject.len())
-        && subject
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
-        && !subject.starts_with('.')
 }
 
 /// Runs `f` with the idempotency key `(owner, method, request_id)` claimed for
