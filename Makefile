@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= always
 # Where cargo puts binaries (CI keeps its target directory outside the clone).
 TARGET := $(or $(CARGO_TARGET_DIR),target)/debug
 
-.PHONY: help services build test lint fmt run demo migrate gallery clean
+.PHONY: help services build web test test-web lint fmt run demo migrate gallery clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -16,8 +16,20 @@ services: ## make sure Postgres and RabbitMQ run locally (start or install them)
 build: ## build every binary
 	$(CARGO) build --workspace --bins
 
-test: services ## run every test against the real Postgres and RabbitMQ
+test: services web ## run every test against the real Postgres and RabbitMQ, and the studio in Chromium
 	$(CARGO) test --workspace --no-fail-fast
+	$(MAKE) --no-print-directory test-web
+
+test-web: services web ## the studio's end-to-end test in headless Chromium against a real mesh
+	$(CARGO) build -p cadenza-mesh --bin cadenza-dev
+	scripts/web-e2e.sh $(TARGET)/cadenza-dev
+
+# The studio: dependencies from the npm lockfile, a client generated from proto/.
+web/node_modules/.package-lock.json: web/package.json web/package-lock.json
+	cd web && npm ci --no-audit --no-fund --silent
+
+web: web/node_modules/.package-lock.json ## build the web studio into web/dist (the gateway serves it)
+	cd web && npm run --silent build
 
 BUF := tools/node_modules/.bin/buf
 
@@ -31,13 +43,13 @@ lint: $(BUF) ## formatting, clippy with warnings as errors, docs, protobuf lint
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps --quiet
 
-run: services build ## run the whole mesh in the foreground (dev mode) until Ctrl-C
+run: services build web ## run the whole mesh in the foreground (dev mode) until Ctrl-C
 	CADENZA_DEV_MODE=true $(TARGET)/cadenza-dev
 
 migrate: services build ## apply database migrations to CADENZA_DATABASE_URL
 	$(TARGET)/cadenza-project migrate
 
-demo: services build ## start the mesh, make a song with the CLI, print where it is
+demo: services build web ## start the mesh, make a song with the CLI, print where it is
 	@scripts/demo.sh $(TARGET)
 
 gallery: ## render example songs across genres into ./gallery/ (WAV, FLAC, MP3 preview)
@@ -48,4 +60,4 @@ fmt: ## format the code
 
 clean: ## remove build output and local data
 	$(CARGO) clean
-	rm -rf data
+	rm -rf data web/dist web/node_modules web/src/gen test-output

@@ -81,11 +81,25 @@ ensure_s3_server() {
     || python3 -m pip install --quiet --user --break-system-packages 'moto[server]==5.2.5'
 }
 
+# The studio builds with Node.js and npm, and its test drives Debian's Chromium
+# (browsers cannot be downloaded by test tools here).
+ensure_web_tools() {
+  if ! have node || ! have npm; then
+    echo "installing Node.js and npm from the OS packages..."
+    apt_install nodejs npm
+  fi
+  if [ -z "${CHROMIUM:-}" ] && ! [ -x /usr/bin/chromium ]; then
+    echo "installing Chromium from the OS packages (for the studio's browser test)..."
+    apt_install chromium
+  fi
+}
+
 ensure_postgres
 ensure_rabbitmq
 ensure_s3_server
+ensure_web_tools
 # The default database of `make run`; tests make their own. (With compose, the
 # container creates it, and psql may not be installed.)
 have psql && psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname = 'cadenza'" | grep -q 1 \
   || { have psql && psql -h 127.0.0.1 -U postgres -c 'CREATE DATABASE cadenza' >/dev/null; } || true
-echo "Postgres 127.0.0.1:$PG_PORT and RabbitMQ 127.0.0.1:$AMQP_PORT are up."
+echo "Postgres 127.0.0.1:$PG_PORT and RabbitMQ 127.0.0.1:$AMQP_PORT are up; Node.js and Chromium are installed."

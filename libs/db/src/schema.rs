@@ -166,6 +166,21 @@ diesel::table! {
         accepted_terms_version -> Nullable<Text>,
         terms_accepted_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
+        plan -> Text,
+    }
+}
+
+diesel::table! {
+    share_links (id) {
+        id -> Uuid,
+        token -> Text,
+        owner -> Text,
+        project_id -> Uuid,
+        run_id -> Uuid,
+        message -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -242,6 +257,7 @@ diesel::joinable!(runs -> projects (project_id));
 diesel::joinable!(stages -> runs (run_id));
 diesel::joinable!(assets -> projects (project_id));
 diesel::joinable!(job_logs -> runs (run_id));
+diesel::joinable!(share_links -> projects (project_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     projects,
@@ -262,4 +278,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_events,
     credit_balances,
     credit_ledger,
+    share_links,
 );

@@ -41,7 +41,8 @@ async fn schema_matches_the_database() {
         api_keys,
         audit_events,
         credit_balances,
-        credit_ledger
+        credit_ledger,
+        share_links
     );
 }
 

@@ -128,7 +128,7 @@ impl Mesh {
         let storage_listeners = cadenza_storage::Listeners {
             grpc: storage_grpc,
             http: storage_http,
-            admin: admin(cadenza_storage::config::DEFAULT_ADMIN_ADDR).await?,
+            admin: admin(&storage_config.admin_addr.to_string()).await?,
         };
         tasks.spawn(named(
             "storage",
@@ -136,7 +136,7 @@ impl Mesh {
         ));
         let project_listeners = cadenza_project::Listeners {
             grpc: project_grpc,
-            admin: admin(cadenza_project::config::DEFAULT_ADMIN_ADDR).await?,
+            admin: admin(&project_config.admin_addr.to_string()).await?,
         };
         tasks.spawn(named(
             "project",
@@ -144,7 +144,7 @@ impl Mesh {
         ));
         let generation_listeners = cadenza_generation::Listeners {
             grpc: generation_grpc,
-            admin: admin(cadenza_generation::config::DEFAULT_ADMIN_ADDR).await?,
+            admin: admin(&generation_config.admin_addr.to_string()).await?,
         };
         tasks.spawn(named(
             "generation",
@@ -152,7 +152,7 @@ impl Mesh {
         ));
         let gateway_listeners = cadenza_gateway::Listeners {
             grpc: gateway,
-            admin: admin(cadenza_gateway::config::DEFAULT_ADMIN_ADDR).await?,
+            admin: admin(&gateway_config.admin_addr.to_string()).await?,
         };
         tasks.spawn(named(
             "gateway",

@@ -119,3 +119,71 @@ pub fn authed<T>(token: &str, message: T) -> tonic::Request<T> {
     request.metadata_mut().insert("authorization", value);
     request
 }
+
+/// The password test accounts are registered with.
+pub const TEST_PASSWORD: &str = "a long enough passphrase";
+
+/// Registers `email` with [`TEST_PASSWORD`] and returns its session.
+pub async fn register(channel: &Channel, email: &str) -> v1::Session {
+    v1::auth_service_client::AuthServiceClient::new(channel.clone())
+        .register(v1::RegisterRequest {
+            email: email.into(),
+            password: TEST_PASSWORD.into(),
+            accept_terms_version: String::new(),
+        })
+        .await
+        .expect("register")
+        .into_inner()
+}
+
+/// The `ErrorInfo` reason of a status, or empty.
+pub fn reason(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_details_error_info()
+        .map(|info| info.reason)
+        .unwrap_or_default()
+}
+
+/// Polls a project's status until its latest run has finished, within `timeout`.
+pub async fn finished_state(
+    channel: &Channel,
+    token: &str,
+    project: &str,
+    timeout: std::time::Duration,
+) -> v1::RunState {
+    let mut projects = v1::project_service_client::ProjectServiceClient::new(channel.clone());
+    tokio::time::timeout(timeout, async {
+        loop {
+            let status = projects
+                .get_project_status(authed(
+                    token,
+                    v1::GetProjectStatusRequest {
+                        name: project.into(),
+                    },
+                ))
+                .await
+                .expect("status")
+                .into_inner();
+            let state = status.state();
+            if matches!(
+                state,
+                v1::RunState::Succeeded | v1::RunState::Failed | v1::RunState::Cancelled
+            ) {
+                return state;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the run finishes in time")
+}
+
+/// The caller's `UsageService.GetUsage`.
+pub async fn usage(channel: &Channel, token: &str) -> v1::Usage {
+    v1::usage_service_client::UsageServiceClient::new(channel.clone())
+        .get_usage(authed(token, v1::GetUsageRequest {}))
+        .await
+        .expect("usage")
+        .into_inner()
+}

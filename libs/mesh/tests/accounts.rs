@@ -4,7 +4,7 @@
 
 use cadenza_auth::TokenKeys;
 use cadenza_config::{ExposeSecret, SecretString};
-use cadenza_mesh::testing::{TestMesh, authed};
+use cadenza_mesh::testing::{TestMesh, authed, reason};
 use cadenza_proto::v1::{
     self, auth_service_client::AuthServiceClient, project_service_client::ProjectServiceClient,
 };
@@ -12,14 +12,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tonic::Code;
 use tonic_types::StatusExt;
 
-const PASSWORD: &str = "a long enough passphrase";
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|info| info.reason)
-        .unwrap_or_default()
-}
+const PASSWORD: &str = cadenza_mesh::testing::TEST_PASSWORD;
 
 fn bad_fields(status: &tonic::Status) -> Vec<String> {
     status
@@ -666,5 +659,81 @@ async fn admins_change_roles_and_read_an_audit_log_without_secrets() {
         .into_inner();
     assert_eq!(page.audit_events.len(), 1);
     assert_eq!(page.audit_events[0].actor, "anonymous");
+    mesh.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn oversized_requests_are_refused_and_confusable_text_is_kept_verbatim() {
+    let mesh = TestMesh::start().await;
+    let channel = mesh.channel().await;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let mut projects = ProjectServiceClient::new(channel);
+
+    // A message past the gateway's 256 KiB limit never reaches a service.
+    let latin = register(&mut auth, "alice@example.com").await;
+    let mut huge = project("huge");
+    huge.project.as_mut().expect("project").lyrics = Some("la ".repeat(100_000));
+    let err = projects
+        .create_project(authed(&latin.access_token, huge))
+        .await
+        .expect_err("300 kB message");
+    assert_eq!(err.code(), Code::OutOfRange, "{err:?}");
+
+    // An address with a Cyrillic `а` is another account, not Alice's: it cannot
+    // sign in as her, and she keeps her own.
+    let cyrillic = register(&mut auth, "\u{0430}lice@example.com").await;
+    assert_ne!(
+        cyrillic.user.as_ref().expect("user").name,
+        latin.user.as_ref().expect("user").name
+    );
+    assert_eq!(
+        cyrillic.user.expect("user").email,
+        "\u{0430}lice@example.com"
+    );
+    let err = auth
+        .login(v1::LoginRequest {
+            email: "\u{0430}lice@example.com".into(),
+            password: "not her password at all".into(),
+        })
+        .await
+        .expect_err("wrong password");
+    assert_eq!(err.code(), Code::Unauthenticated);
+
+    // Titles with look-alike letters, invisible joiners and a right-to-left
+    // override come back byte for byte, and are told apart from plain ones.
+    let tricky = [
+        "P\u{0430}yP\u{0430}l receipt",
+        "zero\u{200d}width\u{200b}space",
+        "evil\u{202e}txt.exe",
+        "'; DROP TABLE projects; --",
+    ];
+    for title in tricky {
+        let created = projects
+            .create_project(authed(&latin.access_token, project(title)))
+            .await
+            .expect("stored")
+            .into_inner();
+        let fetched = projects
+            .get_project(authed(
+                &latin.access_token,
+                v1::GetProjectRequest { name: created.name },
+            ))
+            .await
+            .expect("fetched")
+            .into_inner();
+        assert_eq!(fetched.title.as_bytes(), title.as_bytes());
+    }
+    let found = projects
+        .list_projects(authed(
+            &latin.access_token,
+            v1::ListProjectsRequest {
+                title_contains: "PayPal".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("search")
+        .into_inner();
+    assert!(found.projects.is_empty(), "a Cyrillic `а` is not an `a`");
     mesh.stop().await;
 }

@@ -111,6 +111,7 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
             v1::ListProjectsRequest {
                 page_size: 0,
                 page_token: String::new(),
+                ..Default::default()
             },
         ))
         .await
@@ -123,6 +124,7 @@ async fn bad_input_gets_clear_errors_and_writes_nothing() {
             v1::ListProjectsRequest {
                 page_size: 0,
                 page_token: "garbage!".into(),
+                ..Default::default()
             },
         ))
         .await
@@ -138,6 +140,7 @@ async fn missing_forged_and_foreign_tokens_are_refused() {
     let list = || v1::ListProjectsRequest {
         page_size: 0,
         page_token: String::new(),
+        ..Default::default()
     };
 
     let err = client
@@ -205,6 +208,7 @@ async fn the_same_request_id_fifty_times_at_once_makes_one() {
             v1::ListProjectsRequest {
                 page_size: 100,
                 page_token: String::new(),
+                ..Default::default()
             },
         ))
         .await

@@ -4,54 +4,15 @@
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TestMesh, authed};
+use cadenza_mesh::testing::{TestMesh, authed, finished_state, usage};
 use cadenza_proto::v1::{
     self, auth_service_client::AuthServiceClient, project_service_client::ProjectServiceClient,
-    usage_service_client::UsageServiceClient,
 };
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 const SONG_TIMEOUT: Duration = Duration::from_secs(120);
-
-async fn usage(channel: &Channel, token: &str) -> v1::Usage {
-    UsageServiceClient::new(channel.clone())
-        .get_usage(authed(token, v1::GetUsageRequest {}))
-        .await
-        .expect("usage")
-        .into_inner()
-}
-
-/// Polls the project's status until its latest run has finished.
-async fn finished_state(
-    projects: &mut ProjectServiceClient<Channel>,
-    token: &str,
-    name: &str,
-) -> v1::RunState {
-    tokio::time::timeout(SONG_TIMEOUT, async {
-        loop {
-            let status = projects
-                .get_project_status(authed(
-                    token,
-                    v1::GetProjectStatusRequest { name: name.into() },
-                ))
-                .await
-                .expect("status")
-                .into_inner();
-            let state = status.state();
-            if matches!(
-                state,
-                v1::RunState::Succeeded | v1::RunState::Failed | v1::RunState::Cancelled
-            ) {
-                return state;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("the run finishes in time")
-}
 
 /// Changes what the next generation of `name` will cost.
 async fn set_length(
@@ -137,7 +98,7 @@ async fn songs_are_paid_for_only_when_they_arrive() {
     // Reserved with the run: 10 seconds without vocals cost 10.
     assert_eq!(usage(&channel, &token).await.balance, 15);
     assert_eq!(
-        finished_state(&mut projects, &token, &project.name).await,
+        finished_state(&channel, &token, &project.name, SONG_TIMEOUT).await,
         v1::RunState::Succeeded
     );
     let after = usage(&channel, &token).await;
@@ -185,7 +146,7 @@ async fn songs_are_paid_for_only_when_they_arrive() {
             },
         ))
         .await;
-    let state = finished_state(&mut projects, &token, &project.name).await;
+    let state = finished_state(&channel, &token, &project.name, SONG_TIMEOUT).await;
     let settled = usage(&channel, &token).await;
     match state {
         v1::RunState::Cancelled => {

@@ -62,6 +62,7 @@ async fn browsers_get_real_status_codes_over_grpc_web() {
     let request = v1::ListProjectsRequest {
         page_size: 0,
         page_token: String::new(),
+        ..Default::default()
     };
     let unauthenticated = http
         .post(&url)
@@ -192,6 +193,7 @@ async fn health_reflection_and_request_ids() {
         v1::ListProjectsRequest {
             page_size: 0,
             page_token: String::new(),
+            ..Default::default()
         },
     );
     request

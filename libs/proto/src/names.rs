@@ -77,63 +77,47 @@ single_name!(ProjectName, "projects", "project");
 single_name!(TrackName, "tracks", "track");
 single_name!(JobName, "jobs", "job");
 
-/// `projects/{p}/runs/{r}`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct RunName {
-    pub project: Uuid,
-    pub run: Uuid,
-}
-
-impl RunName {
-    pub const PATTERN: &'static str = "projects/{uuid}/runs/{uuid}";
-
-    pub fn parse(name: &str) -> Result<Self, NameError> {
-        let parts = segments(name, "run", Self::PATTERN)?;
-        match parts.as_slice() {
-            ["projects", project, "runs", run] => match (parse_uuid(project), parse_uuid(run)) {
-                (Some(project), Some(run)) => Ok(Self { project, run }),
-                _ => Err(error(name, "run", Self::PATTERN)),
-            },
-            _ => Err(error(name, "run", Self::PATTERN)),
+/// A resource inside a project: `projects/{p}/{collection}/{id}`.
+macro_rules! project_child_name {
+    ($ty:ident, $collection:literal, $what:literal, $field:ident) => {
+        #[doc = concat!("`projects/{p}/", $collection, "/{id}`")]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $ty {
+            pub project: Uuid,
+            pub $field: Uuid,
         }
-    }
-}
 
-impl std::fmt::Display for RunName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "projects/{}/runs/{}", self.project, self.run)
-    }
-}
+        impl $ty {
+            pub const PATTERN: &'static str = concat!("projects/{uuid}/", $collection, "/{uuid}");
 
-/// `projects/{p}/assets/{a}`
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AssetName {
-    pub project: Uuid,
-    pub asset: Uuid,
-}
-
-impl AssetName {
-    pub const PATTERN: &'static str = "projects/{uuid}/assets/{uuid}";
-
-    pub fn parse(name: &str) -> Result<Self, NameError> {
-        let parts = segments(name, "asset", Self::PATTERN)?;
-        match parts.as_slice() {
-            ["projects", project, "assets", asset] => {
-                match (parse_uuid(project), parse_uuid(asset)) {
-                    (Some(project), Some(asset)) => Ok(Self { project, asset }),
-                    _ => Err(error(name, "asset", Self::PATTERN)),
-                }
+            pub fn parse(name: &str) -> Result<Self, NameError> {
+                let parts = segments(name, $what, Self::PATTERN)?;
+                let ids = match parts.as_slice() {
+                    ["projects", project, $collection, id] => {
+                        parse_uuid(project).zip(parse_uuid(id))
+                    }
+                    _ => None,
+                };
+                ids.map(|(project, $field)| Self { project, $field })
+                    .ok_or_else(|| error(name, $what, Self::PATTERN))
             }
-            _ => Err(error(name, "asset", Self::PATTERN)),
         }
-    }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(
+                    f,
+                    concat!("projects/{}/", $collection, "/{}"),
+                    self.project, self.$field
+                )
+            }
+        }
+    };
 }
 
-impl std::fmt::Display for AssetName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "projects/{}/assets/{}", self.project, self.asset)
-    }
-}
+project_child_name!(RunName, "runs", "run", run);
+project_child_name!(AssetName, "assets", "asset", asset);
+project_child_name!(ShareLinkName, "shareLinks", "share link", link);
 
 /// A name that is either a project (meaning its latest run) or one of its runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

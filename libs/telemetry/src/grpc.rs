@@ -69,6 +69,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let service = self.service;
         let method = request.uri().path().to_owned();
+        // Labels must stay few: plain HTTP (the studio's files) shares one label.
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
         let context = context_from_headers(request.headers());
         let span = tracing::info_span!(
             "grpc",
@@ -87,9 +93,15 @@ where
                     Err(_) => "UNAVAILABLE",
                 };
                 let elapsed = started.elapsed().as_secs_f64();
+                // A path no service has is the caller's choice, not a method.
+                let label = match (grpc, code) {
+                    (false, _) => "http".to_owned(),
+                    (true, "UNIMPLEMENTED") => "unknown".to_owned(),
+                    (true, _) => method.clone(),
+                };
                 let labels = [
                     ("service", service.to_owned()),
-                    ("method", method.clone()),
+                    ("method", label),
                     ("code", code.to_owned()),
                 ];
                 metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);

@@ -6,6 +6,8 @@ use cadenza_config::{Env, JwtSecrets};
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
+/// Where `make web` puts the studio, relative to the working directory.
+pub const DEFAULT_WEB_DIR: &str = "web/dist";
 pub const DEFAULT_PROJECT_URL: &str = "http://127.0.0.1:50061";
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,8 @@ pub struct Config {
     pub limits: crate::limits::LimitsConfig,
     /// How long a verified API key is trusted without asking `project` again.
     pub api_key_cache_seconds: u64,
+    /// The built web studio to serve (`web/dist`); `None` serves the API only.
+    pub web_dir: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -38,6 +42,9 @@ impl Config {
                 crate::key_cache::DEFAULT_TTL_SECONDS,
                 0..=300,
             ),
+            web_dir: Some(env.string("CADENZA_WEB_DIR", DEFAULT_WEB_DIR))
+                .filter(|dir| !dir.is_empty())
+                .map(std::path::PathBuf::from),
             cors_origins: env
                 .string("CADENZA_CORS_ORIGINS", "")
                 .split(',')

@@ -5,6 +5,7 @@ pub mod config;
 pub mod key_cache;
 pub mod limits;
 pub mod proxy;
+pub mod web;
 
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use cadenza_proto::v1::{
     auth_service_client::AuthServiceClient, auth_service_server::AuthServiceServer,
     credential_service_client::CredentialServiceClient, dev_service_server::DevServiceServer,
     project_service_client::ProjectServiceClient, project_service_server::ProjectServiceServer,
+    share_service_client::ShareServiceClient, share_service_server::ShareServiceServer,
     track_service_client::TrackServiceClient, track_service_server::TrackServiceServer,
     usage_service_client::UsageServiceClient, usage_service_server::UsageServiceServer,
 };
@@ -85,6 +87,7 @@ pub async fn run(
         });
     }
     let proxy = proxy::Proxy {
+        authentication: proxy::Authentication::Verify,
         keys: keys.clone(),
         dev_mode: config.dev_mode,
         limits,
@@ -92,6 +95,7 @@ pub async fn run(
         api_keys: ApiKeyServiceClient::new(channel.clone()),
         admin: AdminServiceClient::new(channel.clone()),
         usage: UsageServiceClient::new(channel.clone()),
+        shares: ShareServiceClient::new(channel.clone()),
         credentials: CredentialServiceClient::new(channel.clone()),
         key_cache: std::sync::Arc::new(key_cache::KeyCache::new(Duration::from_secs(
             config.api_key_cache_seconds,
@@ -109,6 +113,7 @@ pub async fn run(
         "cadenza.v1.ApiKeyService",
         "cadenza.v1.AdminService",
         "cadenza.v1.UsageService",
+        "cadenza.v1.ShareService",
     ])
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -139,11 +144,8 @@ pub async fn run(
         .dev_mode
         .then(|| DevServiceServer::new(proxy::DevTokens { keys }));
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), dev_mode = config.dev_mode, "gateway serving");
-    tonic::transport::Server::builder()
-        .accept_http1(true)
-        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("gateway"))
-        .layer(cors(&config))
-        .layer(tonic_web::GrpcWebLayer::new())
+    let mut services = tonic::service::Routes::builder();
+    services
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -165,8 +167,33 @@ pub async fn run(
         .add_service(
             UsageServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES))
-        .add_optional_service(dev)
+        .add_service(
+            ShareServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES));
+    if let Some(dev) = dev {
+        services.add_service(dev);
+    }
+    let files = match &config.web_dir {
+        Some(dir) if dir.join("index.html").is_file() => {
+            tracing::info!(dir = %dir.display(), "serving the web studio");
+            Some(web::router(dir))
+        }
+        Some(dir) => {
+            tracing::warn!(
+                dir = %dir.display(),
+                "no built web studio here (run `make web`); serving the API only"
+            );
+            None
+        }
+        None => None,
+    };
+    tonic::transport::Server::builder()
+        .accept_http1(true)
+        .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("gateway"))
+        .layer(cors(&config))
+        .layer(web::StudioLayer::new(files))
+        .add_routes(services.routes())
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listeners.grpc),
             shutdown.cancelled_owned(),

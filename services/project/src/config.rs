@@ -34,6 +34,8 @@ pub struct Config {
     /// Generation costs credits (default: on, except in dev mode).
     pub credits_enforced: bool,
     pub signup_credits: i64,
+    /// Caps for accounts on the free plan.
+    pub free_tier: crate::plans::FreeTier,
 }
 
 impl Config {
@@ -55,6 +57,10 @@ impl Config {
             terms_version: env.string("CADENZA_TERMS_VERSION", DEFAULT_TERMS_VERSION),
             credits_enforced: env.flag("CADENZA_CREDITS_ENFORCED", !dev_mode),
             signup_credits: env.bounded("CADENZA_SIGNUP_CREDITS", 600, 0..=1_000_000_000),
+            free_tier: crate::plans::FreeTier {
+                max_song_seconds: env.bounded("CADENZA_FREE_MAX_SONG_SECONDS", 180, 0..=3600),
+                songs_per_day: env.bounded("CADENZA_FREE_SONGS_PER_DAY", 20, 0..=100_000),
+            },
             grpc_addr: env.addr("CADENZA_PROJECT_ADDR", DEFAULT_GRPC_ADDR),
             admin_addr: env.addr("CADENZA_PROJECT_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),

@@ -29,6 +29,19 @@ pub enum ApiError {
     /// Too many failed sign-ins: come back after the wait.
     #[error("too many failed sign-ins")]
     Throttled(std::time::Duration),
+    /// A request beyond what the caller's plan allows (`field` names what).
+    #[error("{description}")]
+    PlanLimit {
+        field: &'static str,
+        description: String,
+    },
+    /// The plan's songs for today are used up until `retry_after` has passed.
+    #[error("{description}")]
+    DailyQuota {
+        subject: String,
+        description: String,
+        retry_after: std::time::Duration,
+    },
     #[error("database error: {0}")]
     Database(#[from] diesel::result::Error),
     #[error("database pool: {0}")]
@@ -103,6 +116,44 @@ impl From<ApiError> for Status {
                 <Status as tonic_types::StatusExt>::with_error_details(
                     Code::ResourceExhausted,
                     format!("too many failed sign-ins; try again in {seconds:.0} s"),
+                    details,
+                )
+            }
+            ApiError::PlanLimit { field, description } => {
+                let mut details = tonic_types::ErrorDetails::with_error_info(
+                    "FREE_TIER_LIMIT",
+                    status::DOMAIN,
+                    std::collections::HashMap::<String, String>::new(),
+                );
+                details.set_precondition_failure(vec![tonic_types::PreconditionViolation::new(
+                    "FREE_TIER",
+                    field,
+                    description.clone(),
+                )]);
+                <Status as tonic_types::StatusExt>::with_error_details(
+                    Code::FailedPrecondition,
+                    description,
+                    details,
+                )
+            }
+            ApiError::DailyQuota {
+                subject,
+                description,
+                retry_after,
+            } => {
+                let mut details = tonic_types::ErrorDetails::with_error_info(
+                    "DAILY_SONG_LIMIT",
+                    status::DOMAIN,
+                    std::collections::HashMap::<String, String>::new(),
+                );
+                details.set_quota_failure(vec![tonic_types::QuotaViolation::new(
+                    subject,
+                    description.clone(),
+                )]);
+                details.set_retry_info(Some(retry_after));
+                <Status as tonic_types::StatusExt>::with_error_details(
+                    Code::ResourceExhausted,
+                    description,
                     details,
                 )
             }

@@ -7,6 +7,7 @@ pub mod credits;
 pub mod domain;
 pub mod error;
 pub mod orchestrator;
+pub mod plans;
 pub mod relay;
 pub mod status;
 pub mod store;
@@ -20,8 +21,9 @@ use cadenza_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     asset_service_server::AssetServiceServer, auth_service_server::AuthServiceServer,
     credential_service_server::CredentialServiceServer,
-    project_service_server::ProjectServiceServer, storage_service_client::StorageServiceClient,
-    track_service_server::TrackServiceServer, usage_service_server::UsageServiceServer,
+    project_service_server::ProjectServiceServer, share_service_server::ShareServiceServer,
+    storage_service_client::StorageServiceClient, track_service_server::TrackServiceServer,
+    usage_service_server::UsageServiceServer,
 };
 use cadenza_queue::Publisher;
 use tokio::sync::Notify;
@@ -58,6 +60,7 @@ pub async fn run(
         credits: credits::CreditPolicy {
             enforced: config.credits_enforced,
         },
+        free_tier: config.free_tier,
     };
     let storage =
         StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?);
@@ -120,6 +123,7 @@ pub async fn run(
 
     let (health, health_service) = cadenza_runtime::Health::new(vec![
         "cadenza.v1.ProjectService",
+        "cadenza.v1.ShareService",
         "cadenza.v1.AuthService",
         "cadenza.v1.ApiKeyService",
         "cadenza.v1.CredentialService",
@@ -165,6 +169,9 @@ pub async fn run(
             shared: shared.clone(),
         }))
         .add_service(UsageServiceServer::new(api::usage::UsageApi {
+            shared: shared.clone(),
+        }))
+        .add_service(ShareServiceServer::new(api::shares::ShareApi {
             shared: shared.clone(),
         }))
         .add_service(AdminServiceServer::new(accounts::admin::AdminApi {

@@ -38,6 +38,7 @@ pub async fn project_status(
     let Some(run_id) = project.latest_run_id else {
         return Ok(v1::ProjectStatus {
             project: name,
+            last_event_id: project.last_event_seq,
             ..Default::default()
         });
     };
@@ -73,8 +74,10 @@ pub async fn project_status(
                 attempt: u32::try_from(s.attempt).unwrap_or(0),
                 provider: s.provider.clone(),
                 error_code: s.error_code.clone().unwrap_or_default(),
+                error_message: s.error_message.clone().unwrap_or_default(),
             })
             .collect(),
+        last_event_id: project.last_event_seq,
     })
 }
 

@@ -28,6 +28,7 @@ async fn fixture(has_vocals: bool) -> Fixture {
         max_attempts: 2,
         exchange: "test.stages".into(),
         credits: cadenza_project::credits::CreditPolicy { enforced: false },
+        free_tier: Default::default(),
     };
     let fields = projects::ProjectFields {
         title: "t".into(),

@@ -36,6 +36,22 @@ pub fn router(server: FileServer) -> Router {
     Router::new()
         .route("/v1/files/{*key}", get(serve_file))
         .with_state(server)
+        .layer(any_origin())
+}
+
+/// A signed URL is a capability on its own (no cookies, no credentials), so any
+/// page holding one may read it: the studio fetches waveform peaks from here.
+fn any_origin() -> tower_http::cors::CorsLayer {
+    tower_http::cors::CorsLayer::new()
+        .allow_origin(tower_http::cors::Any)
+        .allow_methods([http::Method::GET, http::Method::HEAD])
+        .allow_headers([header::RANGE, header::IF_NONE_MATCH])
+        .expose_headers([
+            header::CONTENT_RANGE,
+            header::CONTENT_LENGTH,
+            header::ETAG,
+            header::ACCEPT_RANGES,
+        ])
 }
 
 /// The same bare 403 for every refused URL: it must not say which part was wrong.

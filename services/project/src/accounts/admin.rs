@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::audit::{self, Event, client_address};
 use super::store::{self, UserRow};
-use crate::api::{Shared, caller};
+use crate::api::Shared;
 use crate::error::{ApiError, ApiResult};
 
 pub struct AdminApi {
@@ -38,12 +38,74 @@ impl AdminApi {
     async fn admin<T>(&self, request: &Request<T>) -> ApiResult<UserRow> {
         let denied =
             || ApiError::PermissionDenied("ADMIN_ONLY", "only administrators may do this".into());
-        let subject = caller(request)?;
+        let subject = self.shared.caller(request).await?;
         let mut conn = self.shared.conn().await?;
         store::find_by_subject(&mut conn, &subject)
             .await?
             .filter(|user| user.role == "admin")
             .ok_or_else(denied)
+    }
+}
+
+/// What an administrator changes about a user.
+#[derive(Debug, Clone, Copy)]
+enum UserChange {
+    Role(&'static str),
+    Plan(&'static str),
+}
+
+impl AdminApi {
+    /// Applies one change to the user `name` (`users/{id}`) as an administrator,
+    /// and records it in the audit log.
+    async fn change_user<T>(
+        &self,
+        request: &Request<T>,
+        name: &str,
+        change: UserChange,
+    ) -> ApiResult<v1::User> {
+        let admin = self.admin(request).await?;
+        let address = client_address(request);
+        let target = name
+            .strip_prefix("users/")
+            .and_then(|id| Uuid::parse_str(id).ok())
+            .ok_or_else(|| ApiError::invalid("name", "must be `users/{id}`"))?;
+        let live = users::table
+            .find(target)
+            .filter(users::deleted_at.is_null());
+        let mut conn = self.shared.conn().await?;
+        let updated: Option<UserRow> = match change {
+            UserChange::Role(role) => diesel::update(live)
+                .set(users::role.eq(role))
+                .returning(UserRow::as_returning())
+                .get_result(&mut conn)
+                .await
+                .optional()?,
+            UserChange::Plan(plan) => diesel::update(live)
+                .set(users::plan.eq(plan))
+                .returning(UserRow::as_returning())
+                .get_result(&mut conn)
+                .await
+                .optional()?,
+        };
+        let updated = updated.ok_or_else(|| {
+            ApiError::NotFound("USER_NOT_FOUND", format!("user `{name}` does not exist"))
+        })?;
+        let (action, detail) = match change {
+            UserChange::Role(role) => ("role.change", format!("role set to {role}")),
+            UserChange::Plan(plan) => ("plan.change", format!("plan set to {plan}")),
+        };
+        audit::record(
+            &mut conn,
+            Event {
+                actor: &admin.id.to_string(),
+                action,
+                target: name,
+                client_address: address.as_deref(),
+                detail: Some(&detail),
+            },
+        )
+        .await;
+        Ok(super::api::user_proto(&updated, &self.terms_version))
     }
 }
 
@@ -62,49 +124,27 @@ impl AdminService for AdminApi {
         &self,
         request: Request<v1::ChangeRoleRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        let admin = self.admin(&request).await?;
-        let address = client_address(&request);
-        let request = request.into_inner();
-        let role = role_name(request.role)
+        let role = role_name(request.get_ref().role)
             .ok_or_else(|| ApiError::invalid("role", "must be VIEWER, USER or ADMIN"))?;
-        let target = request
-            .name
-            .strip_prefix("users/")
-            .and_then(|id| Uuid::parse_str(id).ok())
-            .ok_or_else(|| ApiError::invalid("name", "must be `users/{id}`"))?;
-        let mut conn = self.shared.conn().await?;
-        let updated: UserRow = diesel::update(
-            users::table
-                .find(target)
-                .filter(users::deleted_at.is_null()),
-        )
-        .set(users::role.eq(role))
-        .returning(UserRow::as_returning())
-        .get_result(&mut conn)
-        .await
-        .optional()
-        .map_err(ApiError::from)?
-        .ok_or_else(|| {
-            ApiError::NotFound(
-                "USER_NOT_FOUND",
-                format!("user `{}` does not exist", request.name),
-            )
-        })?;
-        audit::record(
-            &mut conn,
-            Event {
-                actor: &admin.id.to_string(),
-                action: "role.change",
-                target: &request.name,
-                client_address: address.as_deref(),
-                detail: Some(&format!("role set to {role}")),
-            },
-        )
-        .await;
-        Ok(Response::new(super::api::user_proto(
-            &updated,
-            &self.terms_version,
-        )))
+        let user = self
+            .change_user(&request, &request.get_ref().name, UserChange::Role(role))
+            .await?;
+        Ok(Response::new(user))
+    }
+
+    async fn change_plan(
+        &self,
+        request: Request<v1::ChangePlanRequest>,
+    ) -> Result<Response<v1::User>, Status> {
+        let plan = match v1::Plan::try_from(request.get_ref().plan) {
+            Ok(v1::Plan::Free) => "free",
+            Ok(v1::Plan::Standard) => "standard",
+            _ => return Err(ApiError::invalid("plan", "must be FREE or STANDARD").into()),
+        };
+        let user = self
+            .change_user(&request, &request.get_ref().name, UserChange::Plan(plan))
+            .await?;
+        Ok(Response::new(user))
     }
 
     async fn grant_credits(

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use super::audit::{self, Event, client_address};
 use super::store::{self, NewUser, UserRow};
 use super::{AccountsConfig, credentials, email, throttle};
-use crate::api::{Shared, caller};
+use crate::api::Shared;
 use crate::error::{ApiError, ApiResult};
 
 pub struct AuthApi {
@@ -38,6 +38,7 @@ pub fn user_proto(row: &UserRow, current_terms_version: &str) -> v1::User {
         accepted_terms_version: row.accepted_terms_version.clone().unwrap_or_default(),
         terms_accept_time: row.terms_accepted_at.map(cadenza_proto::timestamp),
         current_terms_version: current_terms_version.to_owned(),
+        plan: crate::api::usage::plan_proto(Some(&row.plan)) as i32,
     }
 }
 
@@ -126,7 +127,7 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 
 /// What a refresh attempt found, decided inside its transaction.
 enum Exchange {
-    Renewed(UserRow, String, DateTime<Utc>),
+    Renewed(Box<UserRow>, String, DateTime<Utc>),
     Reused,
     Invalid,
 }
@@ -315,7 +316,7 @@ impl AuthService for AuthApi {
                     expires,
                 )
                 .await?;
-                Ok(Exchange::Renewed(user, next, expires))
+                Ok(Exchange::Renewed(Box::new(user), next, expires))
             })
             .await?;
         match exchange {
@@ -355,7 +356,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<v1::GetCurrentUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        let subject = caller(&request)?;
+        let subject = self.shared.caller(&request).await?;
         let user = self.current_user(&subject).await?;
         Ok(Response::new(self.user(&user)))
     }
@@ -364,7 +365,7 @@ impl AuthService for AuthApi {
         &self,
         request: Request<v1::AcceptTermsRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        let subject = caller(&request)?;
+        let subject = self.shared.caller(&request).await?;
         self.check_terms(&request.get_ref().version)
             .map_err(|violation| ApiError::Invalid(vec![violation]))?;
         let user = self.current_user(&subject).await?;
@@ -377,5 +378,66 @@ impl AuthService for AuthApi {
                     ApiError::NotFound("USER_NOT_FOUND", "the account no longer exists".into())
                 })?;
         Ok(Response::new(self.user(&updated)))
+    }
+
+    async fn delete_account(
+        &self,
+        request: Request<v1::DeleteAccountRequest>,
+    ) -> Result<Response<()>, Status> {
+        let subject = self.shared.caller(&request).await?;
+        let address = client_address(&request);
+        let user = self.current_user(&subject).await?;
+        // Asking for the password again is a sign-in attempt: throttled alike.
+        let account = throttle::account_key(&user.email);
+        let mut conn = self.shared.conn().await?;
+        if let Some(wait) = throttle::wait(&mut conn, std::slice::from_ref(&account), Utc::now())
+            .await
+            .map_err(ApiError::from)?
+        {
+            return Err(ApiError::Throttled(wait).into());
+        }
+        drop(conn);
+        let (password, stored) = (request.into_inner().password, user.password_hash.clone());
+        if !blocking(move || credentials::verify_password(&password, &stored)).await? {
+            let mut conn = self.shared.conn().await?;
+            throttle::record_failure(&mut conn, std::slice::from_ref(&account), Utc::now())
+                .await
+                .map_err(ApiError::from)?;
+            return Err(ApiError::PermissionDenied(
+                "WRONG_PASSWORD",
+                "the password is wrong; the account was not deleted".into(),
+            )
+            .into());
+        }
+        let orchestrator = self.shared.orchestrator.clone();
+        let mut conn = self.shared.conn().await?;
+        // One transaction: the account and all its projects go together, or not at all.
+        let deleted = conn
+            .transaction(async |conn| -> ApiResult<Vec<Uuid>> {
+                let projects = crate::store::projects::lock_all_of(conn, &subject).await?;
+                for project in &projects {
+                    crate::api::projects::delete_locked(conn, &orchestrator, project).await?;
+                }
+                store::tombstone(conn, user.id, Utc::now()).await?;
+                audit::record(
+                    conn,
+                    Event {
+                        actor: &subject,
+                        action: "account.delete",
+                        target: &format!("users/{subject}"),
+                        client_address: address.as_deref(),
+                        detail: Some(&format!("{} projects deleted", projects.len())),
+                    },
+                )
+                .await;
+                Ok(projects.iter().map(|p| p.id).collect())
+            })
+            .await?;
+        drop(conn);
+        for project_id in deleted {
+            crate::api::projects::forget_objects(&self.shared, &subject, project_id).await;
+        }
+        tracing::info!(user_id = %user.id, "account deleted");
+        Ok(Response::new(()))
     }
 }

@@ -19,7 +19,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::store;
-use crate::api::{Shared, caller};
+use crate::api::Shared;
 use crate::error::{ApiError, ApiResult};
 
 const PREFIX: &str = "cdz_ak_";
@@ -89,7 +89,7 @@ pub struct ApiKeyApi {
 impl ApiKeyApi {
     /// The caller's account: API keys belong to registered users only.
     async fn owner<T>(&self, request: &Request<T>) -> ApiResult<Uuid> {
-        let subject = caller(request)?;
+        let subject = self.shared.caller(request).await?;
         let no_account = || {
             ApiError::NotFound(
                 "USER_NOT_FOUND",

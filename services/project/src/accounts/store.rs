@@ -1,6 +1,6 @@
 //! Users and refresh tokens in Postgres.
 
-use cadenza_db::schema::{refresh_tokens, users};
+use cadenza_db::schema::{api_keys, refresh_tokens, users};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -17,6 +17,7 @@ pub struct UserRow {
     pub accepted_terms_version: Option<String>,
     pub terms_accepted_at: Option<DateTime<Utc>>,
     pub deleted_at: Option<DateTime<Utc>>,
+    pub plan: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -87,6 +88,18 @@ pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<Option<
         .first(conn)
         .await
         .optional()
+}
+
+/// Whether `id` is an account that was deleted (dev subjects and unknown ids
+/// are not).
+pub async fn is_deleted(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        users::table
+            .find(id)
+            .filter(users::deleted_at.is_not_null()),
+    ))
+    .get_result(conn)
+    .await
 }
 
 /// The account a token's subject names; dev-token subjects (not user ids) have none.
@@ -180,4 +193,39 @@ pub async fn revoke_family(
     .set(refresh_tokens::revoked_at.eq(now))
     .execute(conn)
     .await
+}
+
+/// Deletes an account: it can no longer sign in, its sessions and keys stop
+/// working, and its email is freed. The row stays (tombstoned, without the email
+/// or password hash) so ledgers and the audit log keep naming a real subject.
+pub async fn tombstone(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    now: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set((
+            users::deleted_at.eq(now),
+            users::email.eq(format!("deleted-{id}")),
+            users::password_hash.eq("!"),
+        ))
+        .execute(conn)
+        .await?;
+    diesel::update(
+        refresh_tokens::table
+            .filter(refresh_tokens::user_id.eq(id))
+            .filter(refresh_tokens::revoked_at.is_null()),
+    )
+    .set(refresh_tokens::revoked_at.eq(now))
+    .execute(conn)
+    .await?;
+    diesel::update(
+        api_keys::table
+            .filter(api_keys::user_id.eq(id))
+            .filter(api_keys::revoked_at.is_null()),
+    )
+    .set(api_keys::revoked_at.eq(now))
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 
 use super::projects::{ProjectApi, decode_token_text, encode_token_text};
 use super::validate;
-use super::{Shared, caller, convert};
+use super::{Shared, convert};
 use crate::error::{ApiError, ApiResult};
 use crate::store::models::AssetRow;
 use crate::store::projects;
@@ -52,7 +52,7 @@ impl AssetService for AssetApi {
         &self,
         request: Request<v1::ListAssetsRequest>,
     ) -> Result<Response<v1::ListAssetsResponse>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let parent = ProjectOrRun::parse(&request.parent)
             .map_err(|e| ApiError::invalid("parent", e.to_string()))?;
@@ -101,7 +101,7 @@ impl AssetService for AssetApi {
         &self,
         request: Request<v1::GetDownloadUrlRequest>,
     ) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let seconds = match request.expire_seconds {
             0 => DEFAULT_URL_SECONDS,
@@ -140,7 +140,7 @@ impl AssetService for AssetApi {
         &self,
         request: Request<v1::ReadAssetRequest>,
     ) -> Result<Response<Self::ReadAssetStream>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let asset = self.asset(&owner, &request.get_ref().name).await?;
         let described = convert::asset(&asset);
         let upstream = self

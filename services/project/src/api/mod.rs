@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod convert;
 pub mod projects;
+pub mod shares;
 pub mod tracks;
 pub mod usage;
 pub mod validate;
@@ -40,6 +41,24 @@ pub struct Shared {
 impl Shared {
     pub async fn conn(&self) -> ApiResult<PooledConnection> {
         Ok(self.pool.get().await?)
+    }
+
+    /// The subject the gateway authenticated, unless it names a deleted account.
+    ///
+    /// The gateway verifies access tokens without asking anyone, so a token issued
+    /// before its user deleted the account stays valid for its last few minutes:
+    /// this refusal, on every call, is what ends it at once.
+    pub async fn caller<T>(&self, request: &Request<T>) -> ApiResult<String> {
+        let subject = caller(request)?;
+        if let Ok(id) = uuid::Uuid::parse_str(&subject) {
+            let mut conn = self.conn().await?;
+            if crate::accounts::store::is_deleted(&mut conn, id).await? {
+                return Err(ApiError::Unauthenticated(
+                    "this account has been deleted".into(),
+                ));
+            }
+        }
+        Ok(subject)
     }
 }
 

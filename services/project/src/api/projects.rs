@@ -12,7 +12,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::validate::{self, Limits};
-use super::{Shared, caller, claim_request, convert, request_hash};
+use super::{Shared, claim_request, convert, request_hash};
 use crate::domain::{RunState, StageKind};
 use crate::error::{ApiError, ApiResult};
 use crate::store::models::RunRow;
@@ -20,6 +20,42 @@ use crate::store::{events, projects, runs};
 
 pub struct ProjectApi {
     pub shared: Shared,
+}
+
+/// Deletes a locked project inside the caller's transaction: a run still going
+/// is cancelled (which refunds its credits), and the project leaves every view.
+pub async fn delete_locked(
+    conn: &mut diesel_async::AsyncPgConnection,
+    orchestrator: &crate::orchestrator::Orchestrator,
+    project: &crate::store::models::ProjectRow,
+) -> ApiResult<()> {
+    if let Some(run_id) = project.latest_run_id {
+        let run = runs::get(conn, run_id).await?;
+        if RunState::parse(&run.state).is_some_and(|s| !s.is_terminal()) {
+            orchestrator
+                .finish_run(conn, &run, RunState::Cancelled, None)
+                .await?;
+        }
+    }
+    projects::soft_delete(conn, project.id).await?;
+    Ok(())
+}
+
+/// After a project's deletion committed: storage hides its bytes and purges them
+/// after its grace period. If storage cannot be reached the project is still
+/// deleted for the user, but its bytes stay until an operator reruns the
+/// deletion (see docs/operations.md).
+pub async fn forget_objects(shared: &Shared, owner: &str, project_id: Uuid) {
+    let mut storage = shared.storage.clone();
+    if let Err(err) = storage
+        .delete_project_objects(v1::DeleteProjectObjectsRequest {
+            owner: owner.to_owned(),
+            project_id: project_id.to_string(),
+        })
+        .await
+    {
+        tracing::warn!(%project_id, error = %err, "deleting project objects failed; left for the sweep");
+    }
 }
 
 fn name_error(field: &str, err: cadenza_proto::names::NameError) -> ApiError {
@@ -72,7 +108,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::CreateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
         let project = request.project.unwrap_or_default();
@@ -103,7 +139,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::GetProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let name =
             ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let mut conn = self.shared.conn().await?;
@@ -118,12 +154,19 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::ListProjectsRequest>,
     ) -> Result<Response<v1::ListProjectsResponse>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let size = validate::page_size(request.page_size, 20, 100)?;
         let after = decode_page_token(&request.page_token)?;
+        let title = request.title_contains.trim();
+        if title.chars().count() > 100 {
+            return Err(
+                ApiError::invalid("title_contains", "must be at most 100 characters").into(),
+            );
+        }
         let mut conn = self.shared.conn().await?;
-        let mut rows = projects::list(&mut conn, &owner, after, size + 1)
+        let filter = (!title.is_empty()).then_some(title);
+        let mut rows = projects::list(&mut conn, &owner, after, filter, size + 1)
             .await
             .map_err(ApiError::from)?;
         let next_page_token = if rows.len() as i64 > size {
@@ -144,7 +187,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::UpdateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let patch = request.project.unwrap_or_default();
         let name = ProjectName::parse(&patch.name).map_err(|e| name_error("project.name", e))?;
@@ -198,7 +241,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let address = crate::accounts::audit::client_address(&request);
         let name =
             ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
@@ -219,32 +262,10 @@ impl ProjectService for ProjectApi {
             let project = projects::lock(conn, &owner, name.0)
                 .await?
                 .ok_or_else(|| ApiError::project_not_found(name))?;
-            if let Some(run_id) = project.latest_run_id {
-                let run = runs::get(conn, run_id).await?;
-                if RunState::parse(&run.state).is_some_and(|s| !s.is_terminal()) {
-                    orchestrator
-                        .finish_run(conn, &run, RunState::Cancelled, None)
-                        .await?;
-                }
-            }
-            projects::soft_delete(conn, project.id).await?;
-            Ok::<_, ApiError>(())
+            delete_locked(conn, &orchestrator, &project).await
         })
         .await?;
-        // The rows are gone from every view; storage now hides the bytes and purges
-        // them after its grace period. If storage cannot be reached the project is
-        // still deleted for the user, but its bytes stay until an operator reruns
-        // the deletion (see docs/operations.md).
-        let mut storage = self.shared.storage.clone();
-        if let Err(err) = storage
-            .delete_project_objects(v1::DeleteProjectObjectsRequest {
-                owner: owner.clone(),
-                project_id: name.0.to_string(),
-            })
-            .await
-        {
-            tracing::warn!(project_id = %name.0, error = %err, "deleting project objects failed; left for the sweep");
-        }
+        forget_objects(&self.shared, &owner, name.0).await;
         Ok(Response::new(()))
     }
 
@@ -252,7 +273,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::GenerateSongRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let name = ProjectName::parse(&request.name).map_err(|e| name_error("name", e))?;
         let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
@@ -291,7 +312,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::CancelGenerationRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let target =
             ProjectOrRun::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let orchestrator = self.shared.orchestrator.clone();
@@ -321,7 +342,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::GetProjectStatusRequest>,
     ) -> Result<Response<v1::ProjectStatus>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let name =
             ProjectName::parse(&request.get_ref().name).map_err(|e| name_error("name", e))?;
         let mut conn = self.shared.conn().await?;
@@ -339,7 +360,7 @@ impl ProjectService for ProjectApi {
         &self,
         request: Request<v1::WatchProjectRequest>,
     ) -> Result<Response<Self::WatchProjectStream>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let name = ProjectName::parse(&request.name).map_err(|e| name_error("name", e))?;
         if request.after_event_id < 0 {
@@ -390,7 +411,7 @@ impl ProjectService for ProjectApi {
         use cadenza_db::schema::job_logs;
         use diesel::prelude::*;
         use diesel_async::RunQueryDsl;
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let target = ProjectOrRun::parse(&request.parent).map_err(|e| name_error("parent", e))?;
         let size = validate::page_size(request.page_size, 100, 1000)?;

@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::validate::{self, Limits};
-use super::{Shared, caller, claim_request, convert, request_hash};
+use super::{Shared, claim_request, convert, request_hash};
 use crate::domain::RunState;
 use crate::error::ApiError;
 use crate::store::{projects, runs};
@@ -25,7 +25,7 @@ impl TrackService for TrackApi {
         &self,
         request: Request<v1::CreateTrackRequest>,
     ) -> Result<Response<v1::CreateTrackResponse>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
         let request_id = validate::request_id(&request.request_id)?.map(str::to_owned);
         let as_project = v1::Project {
@@ -102,7 +102,7 @@ impl TrackService for TrackApi {
         &self,
         request: Request<v1::GetTrackRequest>,
     ) -> Result<Response<v1::Track>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let name = TrackName::parse(&request.get_ref().name)
             .map_err(|e| ApiError::invalid("name", e.to_string()))?;
         let mut conn = self.shared.conn().await?;
@@ -172,7 +172,7 @@ impl TrackService for TrackApi {
         &self,
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let name = JobName::parse(&request.get_ref().name)
             .map_err(|e| ApiError::invalid("name", e.to_string()))?;
         let mut conn = self.shared.conn().await?;

@@ -10,9 +10,9 @@ use diesel_async::RunQueryDsl;
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
-use super::{Shared, caller};
-use crate::credits;
+use super::Shared;
 use crate::error::ApiError;
+use crate::{credits, plans};
 
 const ENTRIES: i64 = 50;
 
@@ -26,7 +26,7 @@ impl UsageService for UsageApi {
         &self,
         request: Request<v1::GetUsageRequest>,
     ) -> Result<Response<v1::Usage>, Status> {
-        let owner = caller(&request)?;
+        let owner = self.shared.caller(&request).await?;
         let mut conn = self.shared.conn().await?;
         let balance = credits::balance(&mut conn, &owner)
             .await
@@ -57,6 +57,39 @@ impl UsageService for UsageApi {
             .first(&mut conn)
             .await
             .map_err(ApiError::from)?;
+        let now = Utc::now();
+        let free_tier = self.shared.orchestrator.free_tier;
+        let plan = plans::plan_of(&mut conn, &owner, false)
+            .await
+            .map_err(ApiError::from)?;
+        let allowance = free_tier
+            .allowance(&mut conn, &owner, now)
+            .await
+            .map_err(ApiError::from)?;
+        let limits = match allowance {
+            Some(a) => v1::UsageLimits {
+                max_song_seconds: to_i32(match a.max_song_seconds {
+                    0 => self.shared.max_duration_seconds,
+                    cap => cap.min(self.shared.max_duration_seconds),
+                }),
+                songs_per_day: to_i32(a.songs_per_day),
+                songs_today: to_i32(a.songs_today),
+                day_reset_time: Some(cadenza_proto::timestamp(a.day_resets_at)),
+                credits_per_second: 1,
+            },
+            // No free-tier caps: only the service-wide song length applies.
+            None => v1::UsageLimits {
+                max_song_seconds: to_i32(self.shared.max_duration_seconds),
+                songs_per_day: 0,
+                songs_today: to_i32(
+                    plans::songs_today(&mut conn, &owner, now)
+                        .await
+                        .map_err(ApiError::from)?,
+                ),
+                day_reset_time: Some(cadenza_proto::timestamp(plans::utc_day(now).1)),
+                credits_per_second: 1,
+            },
+        };
         let run_ids: Vec<Uuid> = entries.iter().filter_map(|e| e.2).collect();
         let projects: HashMap<Uuid, Uuid> = runs::table
             .filter(runs::id.eq_any(&run_ids))
@@ -67,6 +100,8 @@ impl UsageService for UsageApi {
             .into_iter()
             .collect();
         Ok(Response::new(v1::Usage {
+            plan: plan_proto(plan.as_deref()) as i32,
+            limits: Some(limits),
             balance,
             reserved: reserved.unwrap_or(0),
             entries: entries
@@ -81,5 +116,18 @@ impl UsageService for UsageApi {
                 })
                 .collect(),
         }))
+    }
+}
+
+fn to_i32(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// A stored plan name as the API shows it.
+pub fn plan_proto(plan: Option<&str>) -> v1::Plan {
+    match plan {
+        Some("free") => v1::Plan::Free,
+        Some("standard") => v1::Plan::Standard,
+        _ => v1::Plan::Unspecified,
     }
 }

@@ -28,6 +28,8 @@ pub struct Orchestrator {
     pub exchange: String,
     /// Whether runs reserve credits.
     pub credits: crate::credits::CreditPolicy,
+    /// Caps for accounts on the free plan.
+    pub free_tier: crate::plans::FreeTier,
 }
 
 /// What applying a worker's report did.
@@ -47,6 +49,9 @@ impl Orchestrator {
         project: &ProjectRow,
         run_id: Uuid,
     ) -> ApiResult<RunRow> {
+        self.free_tier
+            .admit(conn, &project.owner, project.duration_seconds, Utc::now())
+            .await?;
         if self.credits.enforced {
             let cost = crate::credits::cost(project.duration_seconds, project.has_vocals);
             crate::credits::reserve(conn, &project.owner, run_id, cost).await?;

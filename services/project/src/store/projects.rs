@@ -77,6 +77,20 @@ pub async fn lock(
         .optional()
 }
 
+/// Locks every live project of `owner` (deleting an account).
+pub async fn lock_all_of(
+    conn: &mut AsyncPgConnection,
+    owner: &str,
+) -> QueryResult<Vec<ProjectRow>> {
+    projects::table
+        .filter(projects::owner.eq(owner))
+        .filter(projects::deleted_at.is_null())
+        .select(ProjectRow::as_select())
+        .for_update()
+        .load(conn)
+        .await
+}
+
 /// Locks a project by id alone (for internal callers that hold its id from a run).
 pub async fn lock_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<ProjectRow> {
     projects::table
@@ -88,10 +102,25 @@ pub async fn lock_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<P
 }
 
 /// One page of the owner's projects, newest first, after the keyset `after`.
+/// A LIKE pattern matching `text` anywhere, its wildcards taken literally.
+fn contains_pattern(text: &str) -> String {
+    let mut pattern = String::with_capacity(text.len() + 2);
+    pattern.push('%');
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 pub async fn list(
     conn: &mut AsyncPgConnection,
     owner: &str,
     after: Option<(DateTime<Utc>, Uuid)>,
+    title_contains: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<ProjectRow>> {
     let mut query = projects::table
@@ -101,6 +130,9 @@ pub async fn list(
         .limit(limit)
         .select(ProjectRow::as_select())
         .into_boxed();
+    if let Some(text) = title_contains {
+        query = query.filter(projects::title.ilike(contains_pattern(text)));
+    }
     if let Some((time, id)) = after {
         query = query.filter(
             projects::created_at
@@ -169,4 +201,13 @@ pub async fn soft_delete(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<
         .execute(conn)
         .await
         .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn title_search_takes_wildcards_literally() {
+        assert_eq!(super::contains_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+        assert_eq!(super::contains_pattern("Lo-fi"), "%Lo-fi%");
+    }
 }
