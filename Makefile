@@ -18,7 +18,8 @@ build: ## build every binary
 
 test: services web ## run every test against the real Postgres and RabbitMQ, and the studio in Chromium
 	$(CARGO) test --workspace --no-fail-fast
-	$(MAKE) --no-print-directory test-web
+	@# `cargo test` built cadenza-dev for the mesh's tests: the browser test uses it.
+	scripts/web-e2e.sh $(TARGET)/cadenza-dev
 
 test-web: services web ## the studio's end-to-end test in headless Chromium against a real mesh
 	$(CARGO) build -p cadenza-mesh --bin cadenza-dev

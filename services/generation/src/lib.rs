@@ -2,13 +2,20 @@
 
 pub mod artifacts;
 pub mod config;
+pub mod providers;
 pub mod worker;
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use cadenza_proto::v1::storage_service_client::StorageServiceClient;
+use cadenza_proto::v1::{
+    self, provider_service_server::ProviderService, provider_service_server::ProviderServiceServer,
+    storage_service_client::StorageServiceClient,
+};
 use cadenza_queue::Publisher;
+use providers::chain::Chain;
+use providers::hosted::{Flavor, Hosted};
+use providers::{Provider, builtin::Builtin};
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
@@ -30,10 +37,12 @@ pub async fn run(
     let storage =
         StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?)
             .max_decoding_message_size(8 << 20);
+    let chain = Arc::new(build_chain(&config.providers));
     let worker = Arc::new(worker::Worker {
         publisher: publisher.clone(),
         storage,
         worker_id: format!("generation-{}", uuid::Uuid::new_v4().simple()),
+        chain: chain.clone(),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -57,7 +66,8 @@ pub async fn run(
             .await;
         });
     }
-    let (health, health_service) = cadenza_runtime::Health::new(vec![]).await;
+    let (health, health_service) =
+        cadenza_runtime::Health::new(vec!["cadenza.v1.ProviderService"]).await;
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
         vec![(
@@ -77,6 +87,7 @@ pub async fn run(
             "generation",
         ))
         .add_service(health_service)
+        .add_service(ProviderServiceServer::new(ProviderHealthApi { chain }))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
@@ -88,4 +99,46 @@ pub async fn run(
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// The built-in engine first (the default for every stage), then each hosted
+/// provider whose key is configured.
+pub fn build_chain(config: &config::ProvidersConfig) -> Chain {
+    let mut providers: Vec<Arc<dyn Provider>> = vec![Arc::new(Builtin)];
+    if let Some(fal) = &config.fal {
+        providers.push(Arc::new(Hosted::new("fal", Flavor::Fal, fal.clone())));
+    }
+    if let Some(replicate) = &config.replicate {
+        providers.push(Arc::new(Hosted::new(
+            "replicate",
+            Flavor::Replicate,
+            replicate.clone(),
+        )));
+    }
+    for provider in &providers {
+        tracing::info!(provider = provider.name(), "provider available");
+    }
+    Chain::new(
+        providers,
+        config.order.clone(),
+        config.retry,
+        config.breaker,
+    )
+}
+
+/// `cadenza.v1.ProviderService`: this replica's view of its providers.
+pub struct ProviderHealthApi {
+    pub chain: Arc<Chain>,
+}
+
+#[tonic::async_trait]
+impl ProviderService for ProviderHealthApi {
+    async fn get_provider_health(
+        &self,
+        _: tonic::Request<v1::GetProviderHealthRequest>,
+    ) -> Result<tonic::Response<v1::GetProviderHealthResponse>, tonic::Status> {
+        Ok(tonic::Response::new(v1::GetProviderHealthResponse {
+            providers: self.chain.health(),
+        }))
+    }
 }

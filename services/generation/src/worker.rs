@@ -1,6 +1,6 @@
 //! One stage message, from delivery to acknowledged result.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use cadenza_proto::v1::{
@@ -8,23 +8,32 @@ use cadenza_proto::v1::{
 };
 use cadenza_queue::consume::{Handled, Incoming};
 use cadenza_queue::{Publisher, topology::UPDATE_KEY};
-use cadenza_synth::{SongRequest, Stage, SynthError};
+use cadenza_synth::{SongRequest, Stage};
 use cadenza_telemetry::grpc::TracedChannel;
 use cadenza_telemetry::trace::{self, TraceContext};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::artifacts;
+use crate::providers::chain::Chain;
+use crate::providers::{Job, ProviderError};
 
-/// The provider name reported for the built-in engine.
-pub const BUILTIN: &str = "builtin";
-/// Progress is reported in steps of this size, to keep the event log readable.
-const PROGRESS_STEP: f32 = 0.1;
+/// How long hosted providers may fetch a stage's inputs from their signed URLs.
+const INPUT_URL_SECONDS: u32 = 3600;
 
 pub struct Worker {
     pub publisher: Arc<Publisher>,
     pub storage: StorageServiceClient<TracedChannel>,
     pub worker_id: String,
+    pub chain: Arc<Chain>,
+}
+
+/// What running a stage produced: the provider that ran it (or last tried), its
+/// outputs or failure, and lines for the job log.
+struct Rendered {
+    provider: &'static str,
+    result: Result<Vec<v1::ArtifactRef>, Failure>,
+    logs: Vec<v1::WorkerLog>,
 }
 
 /// Why a stage failed, as reported to `project`.
@@ -41,6 +50,29 @@ impl Failure {
             code: "STORAGE_UNAVAILABLE",
             message: format!("storage failed: {}", status.message()),
             retryable: true,
+        }
+    }
+
+    fn invalid(message: String) -> Self {
+        Self {
+            code: "INVALID_INPUT",
+            message,
+            retryable: false,
+        }
+    }
+
+    fn provider(err: ProviderError) -> Self {
+        let retryable = matches!(err, ProviderError::Transient { .. });
+        let message = match &err {
+            ProviderError::Permanent { message, .. } | ProviderError::Transient { message, .. } => {
+                message.clone()
+            }
+            other => other.to_string(),
+        };
+        Self {
+            code: err.code(),
+            message,
+            retryable,
         }
     }
 }
@@ -81,37 +113,38 @@ impl Worker {
         );
         trace::scope(context, async move {
             let started = Instant::now();
-            if self.publish(&work, Update::Started(v1::StageStarted {}), Vec::new()).await.is_err() {
+            if self.publish(&work, Update::Started(v1::StageStarted {}), Vec::new(), "").await.is_err() {
                 return Handled::Requeue;
             }
-            let result = self.render(&work).await;
-            let (update, logs, outcome) = match result {
+            let Rendered { provider, result, mut logs } = self.render(&work).await;
+            let (update, outcome) = match result {
                 Ok(outputs) => {
                     tracing::info!(
+                        provider,
                         artifacts = outputs.len(),
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "stage rendered"
                     );
-                    let log = format!("rendered {} artifacts in {:.2} s", outputs.len(), started.elapsed().as_secs_f64());
-                    (Update::Completed(v1::StageCompleted { outputs }), vec![log_line(1, log)], "succeeded")
+                    logs.push(log_line(1, format!("{provider} made {} artifacts in {:.2} s", outputs.len(), started.elapsed().as_secs_f64())));
+                    (Update::Completed(v1::StageCompleted { outputs }), "succeeded")
                 }
                 Err(failure) => {
-                    tracing::warn!(code = failure.code, message = %failure.message, "stage failed");
-                    let log = log_line(3, format!("{}: {}", failure.code, failure.message));
+                    tracing::warn!(provider, code = failure.code, message = %failure.message, "stage failed");
+                    logs.push(log_line(3, format!("{}: {}", failure.code, failure.message)));
                     let update = Update::Failed(v1::StageFailed {
                         error_code: failure.code.to_owned(),
                         message: failure.message,
                         retryable: failure.retryable,
                     });
-                    (update, vec![log], "failed")
+                    (update, "failed")
                 }
             };
             let kind = cadenza_proto::stage_slug(work.kind());
-            metrics::histogram!("cadenza_stage_duration_seconds", "kind" => kind, "provider" => BUILTIN, "outcome" => outcome)
+            metrics::histogram!("cadenza_stage_duration_seconds", "kind" => kind, "provider" => provider, "outcome" => outcome)
                 .record(started.elapsed().as_secs_f64());
-            metrics::counter!("cadenza_stages_total", "kind" => kind, "provider" => BUILTIN, "outcome" => outcome).increment(1);
+            metrics::counter!("cadenza_stages_total", "kind" => kind, "provider" => provider, "outcome" => outcome).increment(1);
             // Ack only once the result is safely with the broker.
-            match self.publish(&work, update, logs).await {
+            match self.publish(&work, update, logs, provider).await {
                 Ok(()) => Handled::Ack,
                 Err(()) => Handled::Requeue,
             }
@@ -120,18 +153,105 @@ impl Worker {
         .await
     }
 
-    async fn render(&self, work: &v1::StageWork) -> Result<Vec<v1::ArtifactRef>, Failure> {
-        let invalid = |message: String| Failure {
-            code: "INVALID_INPUT",
-            message,
-            retryable: false,
+    async fn render(&self, work: &v1::StageWork) -> Rendered {
+        let first = crate::providers::builtin::NAME;
+        let (stage, request, inputs, input_urls) = match self.prepare(work).await {
+            Ok(prepared) => prepared,
+            Err(failure) => {
+                return Rendered {
+                    provider: first,
+                    result: Err(failure),
+                    logs: Vec::new(),
+                };
+            }
         };
-        let stage =
-            stage_of(work.kind()).ok_or_else(|| invalid("the stage kind is not set".into()))?;
+        let job = Job {
+            stage,
+            request: &request,
+            inputs: &inputs,
+            input_urls: &input_urls,
+        };
+        let logs = Mutex::new(Vec::new());
+        let log = |line: String| {
+            logs.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(log_line(2, line));
+        };
+        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<f32>();
+        let running = async {
+            let progress = move |p: f32| {
+                let _ = progress_tx.send(p);
+            };
+            self.chain.run(&job, &progress, &log).await
+            // `progress` (and with it the channel) ends here, ending the forwarding.
+        };
+        // Forward progress while running; best effort, a lost report is harmless.
+        let forwarding = async {
+            while let Some(p) = progress_rx.recv().await {
+                let _ = self
+                    .publish(
+                        work,
+                        Update::Progress(v1::StageProgress { progress: p }),
+                        Vec::new(),
+                        "",
+                    )
+                    .await;
+            }
+        };
+        let (ran, ()) = tokio::join!(running, forwarding);
+        let logs = logs.into_inner().unwrap_or_else(|e| e.into_inner());
+        let (provider, outputs) = match ran {
+            Ok(done) => done,
+            Err(err) => {
+                return Rendered {
+                    provider: first,
+                    result: Err(Failure::provider(err)),
+                    logs,
+                };
+            }
+        };
+        // Hosted outputs are copied into storage as soon as they exist.
+        let mut storage = self.storage.clone();
+        let mut references = Vec::with_capacity(outputs.len());
+        for artifact in outputs {
+            match artifacts::upload(&mut storage, work, artifact).await {
+                Ok(reference) => references.push(reference),
+                Err(status) => {
+                    return Rendered {
+                        provider,
+                        result: Err(Failure::storage(&status)),
+                        logs,
+                    };
+                }
+            }
+        }
+        Rendered {
+            provider,
+            result: Ok(references),
+            logs,
+        }
+    }
+
+    /// The stage, the request, its inputs' bytes and (for hosted providers) signed
+    /// URLs of them.
+    async fn prepare(
+        &self,
+        work: &v1::StageWork,
+    ) -> Result<
+        (
+            Stage,
+            SongRequest,
+            Vec<cadenza_synth::Artifact>,
+            Vec<(String, String)>,
+        ),
+        Failure,
+    > {
+        let stage = stage_of(work.kind())
+            .ok_or_else(|| Failure::invalid("the stage kind is not set".into()))?;
         let spec = work
             .spec
             .clone()
-            .ok_or_else(|| invalid("the song spec is missing".into()))?;
+            .ok_or_else(|| Failure::invalid("the song spec is missing".into()))?;
         let request = SongRequest {
             prompt: spec.prompt,
             duration_seconds: spec.duration_seconds,
@@ -142,74 +262,34 @@ impl Worker {
         };
         let mut storage = self.storage.clone();
         let mut inputs = Vec::new();
+        let mut urls = Vec::new();
+        let signed = self.chain.needs_input_urls(stage);
         for needed in cadenza_synth::stage_inputs(stage, request.has_vocals) {
             let reference = work
                 .inputs
                 .iter()
                 .find(|r| artifacts::from_proto(r.kind()) == Some(*needed))
-                .ok_or_else(|| invalid(format!("the {needed:?} input is missing")))?;
-            inputs.push(
-                artifacts::download(&mut storage, &work.owner, reference, *needed)
+                .ok_or_else(|| Failure::invalid(format!("the {needed:?} input is missing")))?;
+            let artifact = artifacts::download(&mut storage, &work.owner, reference, *needed)
+                .await
+                .map_err(|s| Failure::storage(&s))?;
+            if signed {
+                let url = storage
+                    .sign_download_url(v1::SignDownloadUrlRequest {
+                        key: reference.object_key.clone(),
+                        owner: work.owner.clone(),
+                        expire_seconds: INPUT_URL_SECONDS,
+                        download_name: artifact.name.replace('/', "-"),
+                    })
                     .await
-                    .map_err(|s| Failure::storage(&s))?,
-            );
+                    .map_err(|s| Failure::storage(&s))?
+                    .into_inner()
+                    .url;
+                urls.push((artifact.name.clone(), url));
+            }
+            inputs.push(artifact);
         }
-
-        let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<f32>();
-        let rendering = tokio::task::spawn_blocking(move || {
-            let mut next = PROGRESS_STEP;
-            let mut report = |p: f32| {
-                if p >= next {
-                    let _ = progress_tx.send(p);
-                    while next <= p {
-                        next += PROGRESS_STEP;
-                    }
-                }
-                std::ops::ControlFlow::Continue(())
-            };
-            cadenza_synth::render_stage(stage, &request, &inputs, &mut report)
-        });
-        // Forward progress while rendering; best effort, a lost report is harmless.
-        let forwarding = async {
-            while let Some(p) = progress_rx.recv().await {
-                let _ = self
-                    .publish(
-                        work,
-                        Update::Progress(v1::StageProgress { progress: p }),
-                        Vec::new(),
-                    )
-                    .await;
-            }
-        };
-        let (rendered, ()) = tokio::join!(rendering, forwarding);
-        let outputs = match rendered {
-            Ok(Ok(outputs)) => outputs,
-            Ok(Err(SynthError::Cancelled)) => {
-                return Err(Failure {
-                    code: "CANCELLED",
-                    message: "the stage was cancelled".into(),
-                    retryable: false,
-                });
-            }
-            Ok(Err(err)) => return Err(invalid(err.to_string())),
-            Err(join) => {
-                tracing::error!(error = %join, "the engine panicked");
-                return Err(Failure {
-                    code: "ENGINE_ERROR",
-                    message: "the engine failed unexpectedly".into(),
-                    retryable: true,
-                });
-            }
-        };
-        let mut references = Vec::with_capacity(outputs.len());
-        for artifact in outputs {
-            references.push(
-                artifacts::upload(&mut storage, work, artifact)
-                    .await
-                    .map_err(|s| Failure::storage(&s))?,
-            );
-        }
-        Ok(references)
+        Ok((stage, request, inputs, urls))
     }
 
     async fn publish(
@@ -217,13 +297,14 @@ impl Worker {
         work: &v1::StageWork,
         update: Update,
         logs: Vec<v1::WorkerLog>,
+        provider: &str,
     ) -> Result<(), ()> {
         let message = v1::StageUpdate {
             run_id: work.run_id.clone(),
             stage_id: work.stage_id.clone(),
             attempt: work.attempt,
             worker_id: self.worker_id.clone(),
-            provider: BUILTIN.to_owned(),
+            provider: provider.to_owned(),
             update: Some(update),
             logs,
         };

@@ -1,0 +1,207 @@
+//! A song whose lyrics stage runs on a hosted provider (a local server speaking
+//! replicate's queue API) after the first provider in the chain (fal, refusing
+//! the key) falls through: the hosted output is copied into storage like any
+//! other artifact, the stage records who made it, the job log says why fal was
+//! passed over, and the provider's health shows fal failing.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use cadenza_mesh::testing::{TestMesh, authed, finished_state};
+use cadenza_proto::v1::{
+    self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
+};
+use futures::StreamExt;
+
+const LYRICS: &str = "[Verse]\nhosted words for a hosted song\n";
+
+struct Server {
+    base: String,
+    fal_calls: AtomicUsize,
+}
+
+fn json(value: serde_json::Value) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+async fn start() -> Arc<Server> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let server = Arc::new(Server {
+        base: format!("http://{}", listener.local_addr().expect("addr")),
+        fal_calls: AtomicUsize::new(0),
+    });
+    let app = Router::new()
+        .route(
+            "/fal/{*model}",
+            post(|State(s): State<Arc<Server>>| async move {
+                s.fal_calls.fetch_add(1, Ordering::SeqCst);
+                (StatusCode::FORBIDDEN, "invalid key").into_response()
+            }),
+        )
+        .route(
+            "/v1/predictions",
+            post(|State(s): State<Arc<Server>>| async move {
+                json(serde_json::json!({
+                    "id": "p1",
+                    "status": "starting",
+                    "urls": {"get": format!("{}/v1/predictions/p1", s.base), "cancel": format!("{}/v1/predictions/p1/cancel", s.base)},
+                }))
+            }),
+        )
+        .route(
+            "/v1/predictions/{id}",
+            get(|State(s): State<Arc<Server>>, Path(_id): Path<String>| async move {
+                json(serde_json::json!({
+                    "status": "succeeded",
+                    "logs": "loading model\nwriting lyrics",
+                    "output": {"outputs": [{
+                        "kind": "lyrics",
+                        "name": "lyrics.txt",
+                        "url": format!("{}/files/lyrics.txt", s.base),
+                        "content_type": "text/plain; charset=utf-8",
+                    }]},
+                }))
+            }),
+        )
+        .route("/files/lyrics.txt", get(|| async { LYRICS }))
+        .with_state(server.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    server
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
+    let server = start().await;
+    let mut env = cadenza_config::Env::default();
+    env.set("CADENZA_DEV_MODE", "true");
+    env.set("CADENZA_PROVIDER_CHAIN", "lyrics=fal,replicate,builtin");
+    env.set("CADENZA_FAL_KEY", "not-a-real-key");
+    env.set("CADENZA_FAL_URL", format!("{}/fal", server.base));
+    env.set("CADENZA_REPLICATE_TOKEN", "also-not-real");
+    env.set("CADENZA_REPLICATE_URL", &server.base);
+    env.set("CADENZA_PROVIDER_POLL_MILLIS", "20");
+    let mesh = TestMesh::start_with(env).await;
+    let channel = mesh.channel().await;
+    let token = mesh.token("hosted-fan").await;
+    let mut projects = ProjectServiceClient::new(channel.clone());
+    let project = projects
+        .create_project(authed(
+            &token,
+            v1::CreateProjectRequest {
+                project: Some(v1::Project {
+                    title: "hosted".into(),
+                    prompt: "a folk song about rivers".into(),
+                    duration_seconds: 6,
+                    has_vocals: true,
+                    ..Default::default()
+                }),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("create")
+        .into_inner();
+    projects
+        .generate_song(authed(
+            &token,
+            v1::GenerateSongRequest {
+                name: project.name.clone(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("generate");
+    assert_eq!(
+        finished_state(&channel, &token, &project.name, Duration::from_secs(180)).await,
+        v1::RunState::Succeeded
+    );
+    assert_eq!(
+        server.fal_calls.load(Ordering::SeqCst),
+        1,
+        "a 403 is not retried"
+    );
+
+    // The stage says who made it; the others ran on the built-in engine.
+    let status = projects
+        .get_project_status(authed(
+            &token,
+            v1::GetProjectStatusRequest {
+                name: project.name.clone(),
+            },
+        ))
+        .await
+        .expect("status")
+        .into_inner();
+    for stage in &status.stages {
+        let expected = if stage.kind() == v1::StageKind::Lyrics {
+            "replicate"
+        } else {
+            "builtin"
+        };
+        assert_eq!(stage.provider, expected, "{:?}", stage.kind());
+    }
+
+    // The hosted lyrics were copied into storage and are what the song was sung from.
+    let mut assets = AssetServiceClient::new(channel.clone());
+    let listed = assets
+        .list_assets(authed(
+            &token,
+            v1::ListAssetsRequest {
+                parent: project.name.clone(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("assets")
+        .into_inner();
+    let lyrics = listed
+        .assets
+        .iter()
+        .find(|a| a.kind() == v1::AssetKind::Lyrics)
+        .expect("lyrics asset");
+    let mut stream = assets
+        .read_asset(authed(
+            &token,
+            v1::ReadAssetRequest {
+                name: lyrics.name.clone(),
+            },
+        ))
+        .await
+        .expect("read")
+        .into_inner();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        bytes.extend_from_slice(&chunk.expect("chunk").data);
+    }
+    assert_eq!(String::from_utf8(bytes).expect("utf-8"), LYRICS);
+
+    // The job log tells why fal was passed over.
+    let logs = projects
+        .list_job_logs(authed(
+            &token,
+            v1::ListJobLogsRequest {
+                parent: project.name.clone(),
+                page_size: 100,
+                page_token: String::new(),
+            },
+        ))
+        .await
+        .expect("logs")
+        .into_inner();
+    let text = format!("{logs:?}");
+    assert!(text.contains("fal: PROVIDER_AUTH"), "{text}");
+    assert!(text.contains("replicate made 1 artifacts"), "{text}");
+    assert!(!text.contains("rivers"), "the prompt never reaches a log");
+}
