@@ -55,6 +55,7 @@ diesel::table! {
         queued_at -> Nullable<Timestamptz>,
         started_at -> Nullable<Timestamptz>,
         finished_at -> Nullable<Timestamptz>,
+        heartbeat_at -> Nullable<Timestamptz>,
     }
 }
 

@@ -310,7 +310,7 @@ async fn song_end_to_end(has_vocals: bool) {
     let expected_stages = if has_vocals { 6 } else { 4 };
     assert_eq!(logs.len(), expected_stages, "{logs:?}");
     assert!(
-        logs.iter().all(|l| l.message.starts_with("rendered ")),
+        logs.iter().all(|l| l.message.starts_with("builtin made ")),
         "{logs:?}"
     );
 

@@ -26,6 +26,9 @@ pub struct Config {
     pub storage_url: String,
     pub concurrency: u16,
     pub providers: ProvidersConfig,
+    /// How often a running stage reports that it is alive (keep it well under
+    /// `project`'s CADENZA_STAGE_HEARTBEAT_TIMEOUT_SECONDS).
+    pub heartbeat: Duration,
 }
 
 /// Hosted providers (each only when its key is set) and the order to try them in.
@@ -110,6 +113,7 @@ impl Config {
             storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
             concurrency: env.bounded("CADENZA_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64),
             providers: ProvidersConfig::from_env(env),
+            heartbeat: Duration::from_secs(env.bounded("CADENZA_HEARTBEAT_SECONDS", 10, 1..=600)),
         }
     }
 }

@@ -43,6 +43,7 @@ pub async fn run(
         storage,
         worker_id: format!("generation-{}", uuid::Uuid::new_v4().simple()),
         chain: chain.clone(),
+        heartbeat: config.heartbeat,
     });
 
     let mut tasks = tokio::task::JoinSet::new();

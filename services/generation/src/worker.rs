@@ -26,6 +26,8 @@ pub struct Worker {
     pub storage: StorageServiceClient<TracedChannel>,
     pub worker_id: String,
     pub chain: Arc<Chain>,
+    /// How often a running stage says it is alive.
+    pub heartbeat: std::time::Duration,
 }
 
 /// What running a stage produced: the provider that ran it (or last tried), its
@@ -198,7 +200,21 @@ impl Worker {
                     .await;
             }
         };
-        let (ran, ()) = tokio::join!(running, forwarding);
+        // Beats until the stage is done: a worker that dies stops them, and the
+        // reconciler gives the stage to another worker.
+        let beating = async {
+            let mut ticks = tokio::time::interval(self.heartbeat);
+            ticks.tick().await;
+            loop {
+                ticks.tick().await;
+                let beat = Update::Heartbeat(v1::StageHeartbeat {});
+                let _ = self.publish(work, beat, Vec::new(), "").await;
+            }
+        };
+        let (ran, ()) = tokio::select! {
+            done = async { tokio::join!(running, forwarding) } => done,
+            never = beating => never,
+        };
         let logs = logs.into_inner().unwrap_or_else(|e| e.into_inner());
         let (provider, outputs) = match ran {
             Ok(done) => done,

@@ -36,6 +36,10 @@ pub struct Config {
     pub signup_credits: i64,
     /// Caps for accounts on the free plan.
     pub free_tier: crate::plans::FreeTier,
+    /// When a running stage counts as lost.
+    pub reconcile: crate::orchestrator::reconcile::ReconcileConfig,
+    /// How often the reconciler looks.
+    pub reconcile_every: std::time::Duration,
 }
 
 impl Config {
@@ -73,6 +77,23 @@ impl Config {
                 5..=3600,
             ),
             max_attempts: env.bounded("CADENZA_STAGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1..=20),
+            reconcile: crate::orchestrator::reconcile::ReconcileConfig {
+                heartbeat_timeout: std::time::Duration::from_secs(env.bounded(
+                    "CADENZA_STAGE_HEARTBEAT_TIMEOUT_SECONDS",
+                    60,
+                    5..=3600,
+                )),
+                stage_timeout: std::time::Duration::from_secs(env.bounded(
+                    "CADENZA_STAGE_TIMEOUT_SECONDS",
+                    3600,
+                    10..=86_400,
+                )),
+            },
+            reconcile_every: std::time::Duration::from_secs(env.bounded(
+                "CADENZA_RECONCILE_SECONDS",
+                15,
+                1..=3600,
+            )),
         }
     }
 }

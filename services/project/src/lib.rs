@@ -121,6 +121,15 @@ pub async fn run(
         });
     }
 
+    tasks.spawn(reconcile_forever(
+        pool.clone(),
+        orchestrator.clone(),
+        config.reconcile,
+        config.reconcile_every,
+        relay_wake.clone(),
+        shutdown.clone(),
+    ));
+
     let (health, health_service) = cadenza_runtime::Health::new(vec![
         "cadenza.v1.ProjectService",
         "cadenza.v1.ShareService",
@@ -200,4 +209,37 @@ pub async fn run(
     shutdown.cancel();
     while tasks.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Reconciles at start-up (a crash may have left stages running) and then every
+/// `every`, until shutdown.
+async fn reconcile_forever(
+    pool: cadenza_db::Pool,
+    orchestrator: orchestrator::Orchestrator,
+    config: orchestrator::reconcile::ReconcileConfig,
+    every: std::time::Duration,
+    relay_wake: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        let pass = async {
+            let mut conn = pool.get().await.map_err(error::ApiError::from)?;
+            orchestrator
+                .reconcile(&mut conn, config, chrono::Utc::now())
+                .await
+        };
+        match pass.await {
+            // New attempts wrote work to the outbox: publish it now.
+            Ok(done) if done.retried > 0 => relay_wake.notify_one(),
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "a reconciler pass failed; trying again later")
+            }
+        }
+    }
 }

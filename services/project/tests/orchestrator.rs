@@ -457,3 +457,145 @@ async fn a_second_run_while_one_is_active_is_refused_and_writes_nothing() {
         .expect("count");
     assert_eq!(count, 1, "no second run was written");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconciler() {
+    use cadenza_project::orchestrator::reconcile::{ReconcileConfig, Reconciled};
+    let mut f = fixture(false).await;
+    let config = ReconcileConfig {
+        heartbeat_timeout: std::time::Duration::from_secs(60),
+        stage_timeout: std::time::Duration::from_secs(3600),
+    };
+    let now = || chrono::Utc::now();
+    // A queued stage is nobody's to lose; a running one with recent reports is fine.
+    assert_eq!(
+        f.orchestrator
+            .reconcile(&mut f.conn, config, now())
+            .await
+            .expect("pass"),
+        Reconciled::default()
+    );
+    f.report(
+        StageKind::Composition,
+        1,
+        Update::Started(v1::StageStarted {}),
+    )
+    .await;
+    f.report(
+        StageKind::Composition,
+        1,
+        Update::Heartbeat(v1::StageHeartbeat {}),
+    )
+    .await;
+    assert_eq!(
+        f.orchestrator
+            .reconcile(&mut f.conn, config, now())
+            .await
+            .expect("pass"),
+        Reconciled::default()
+    );
+
+    // Two minutes later nothing more was heard: the stage is queued again as
+    // attempt 2, with its work in the outbox.
+    let before = f.unpublished().await;
+    let later = now() + chrono::Duration::seconds(120);
+    let done = f
+        .orchestrator
+        .reconcile(&mut f.conn, config, later)
+        .await
+        .expect("pass");
+    assert_eq!(
+        done,
+        Reconciled {
+            retried: 1,
+            failed: 0
+        }
+    );
+    let stage = f.stage(StageKind::Composition).await;
+    assert_eq!((stage.state.as_str(), stage.attempt), ("queued", 2));
+    assert_eq!(f.unpublished().await, before + 1);
+    // Running it twice (or on a second replica) changes nothing more.
+    let again = f
+        .orchestrator
+        .reconcile(&mut f.conn, config, later)
+        .await
+        .expect("pass");
+    assert_eq!(again, Reconciled::default());
+    // The lost worker's late report is for a superseded attempt: ignored.
+    assert_eq!(
+        f.complete(StageKind::Composition, 1).await,
+        Applied::Ignored
+    );
+
+    // Attempt 2 (the last; the fixture allows two) goes quiet too: the stage and
+    // the run fail with a code a person can act on.
+    f.report(
+        StageKind::Composition,
+        2,
+        Update::Started(v1::StageStarted {}),
+    )
+    .await;
+    let much_later = now() + chrono::Duration::seconds(600);
+    let done = f
+        .orchestrator
+        .reconcile(&mut f.conn, config, much_later)
+        .await
+        .expect("pass");
+    assert_eq!(
+        done,
+        Reconciled {
+            retried: 0,
+            failed: 1
+        }
+    );
+    let stage = f.stage(StageKind::Composition).await;
+    assert_eq!(stage.state, "failed");
+    assert_eq!(stage.error_code.as_deref(), Some("WORKER_LOST"));
+    assert_eq!(f.run_state().await, "failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_past_its_time_limit_is_retried_even_while_it_beats() {
+    use cadenza_project::orchestrator::reconcile::{ReconcileConfig, Reconciled};
+    let mut f = fixture(false).await;
+    let config = ReconcileConfig {
+        heartbeat_timeout: std::time::Duration::from_secs(60),
+        stage_timeout: std::time::Duration::from_secs(600),
+    };
+    f.report(
+        StageKind::Composition,
+        1,
+        Update::Started(v1::StageStarted {}),
+    )
+    .await;
+    // Beating, but started long ago (as seen from 20 minutes on, with a fresh beat).
+    let later = chrono::Utc::now() + chrono::Duration::seconds(1200);
+    diesel::update(stages::table.filter(stages::run_id.eq(f.run_id)))
+        .set(stages::heartbeat_at.eq(later))
+        .execute(&mut f.conn)
+        .await
+        .expect("fresh heartbeat");
+    let done = f
+        .orchestrator
+        .reconcile(&mut f.conn, config, later)
+        .await
+        .expect("pass");
+    assert_eq!(
+        done,
+        Reconciled {
+            retried: 1,
+            failed: 0
+        }
+    );
+    let logs: Vec<String> = cadenza_db::schema::stage_events::table
+        .filter(cadenza_db::schema::stage_events::project_id.eq(f.project_id))
+        .select(cadenza_db::schema::stage_events::message)
+        .load(&mut f.conn)
+        .await
+        .expect("events");
+    assert!(
+        logs.iter()
+            .any(|m| m.contains("STAGE_TIMEOUT") && m.contains("time limit")),
+        "{logs:?}"
+    );
+}

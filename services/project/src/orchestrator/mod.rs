@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+pub mod reconcile;
 mod updates;
 
 use crate::domain::{ProjectState, RunState, StageKind, StageState};

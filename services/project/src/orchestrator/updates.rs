@@ -84,6 +84,11 @@ impl Orchestrator {
         if state.is_terminal() {
             return Ok(Applied::Ignored);
         }
+        // Any report of the current attempt is a sign of life.
+        diesel::update(stages::table.find(stage.id))
+            .set(stages::heartbeat_at.eq(Utc::now()))
+            .execute(conn)
+            .await?;
         let provider: String = update.provider.chars().take(64).collect();
         match update.update {
             Some(Update::Started(_)) => self.on_started(conn, &run, &stage, kind, &provider).await,
@@ -96,6 +101,11 @@ impl Orchestrator {
                     .await
             }
             Some(Update::Failed(failed)) => self.on_failed(conn, &run, &stage, kind, failed).await,
+            Some(Update::Heartbeat(_)) => {
+                self.ensure_started(conn, &run, &stage, kind, &provider)
+                    .await?;
+                Ok(Applied::Changed)
+            }
             None => Ok(Applied::Ignored),
         }
     }
@@ -285,7 +295,7 @@ impl Orchestrator {
         Ok(Applied::Changed)
     }
 
-    async fn on_failed(
+    pub(super) async fn on_failed(
         &self,
         conn: &mut AsyncPgConnection,
         run: &RunRow,

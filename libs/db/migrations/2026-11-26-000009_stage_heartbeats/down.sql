@@ -1,0 +1,2 @@
+DROP INDEX stages_running;
+ALTER TABLE stages DROP COLUMN heartbeat_at;
