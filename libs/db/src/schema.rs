@@ -60,6 +60,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    stage_provenance (stage_id) {
+        stage_id -> Uuid,
+        run_id -> Uuid,
+        kind -> Text,
+        attempt -> Int4,
+        provider -> Text,
+        provider_version -> Text,
+        provider_job_id -> Text,
+        inputs -> Jsonb,
+        outputs -> Jsonb,
+        completed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     stage_events (project_id, seq) {
         project_id -> Uuid,
         seq -> Int8,
@@ -259,6 +274,7 @@ diesel::joinable!(stages -> runs (run_id));
 diesel::joinable!(assets -> projects (project_id));
 diesel::joinable!(job_logs -> runs (run_id));
 diesel::joinable!(share_links -> projects (project_id));
+diesel::joinable!(stage_provenance -> runs (run_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     projects,
@@ -280,4 +296,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_balances,
     credit_ledger,
     share_links,
+    stage_provenance,
 );

@@ -42,7 +42,8 @@ async fn schema_matches_the_database() {
         audit_events,
         credit_balances,
         credit_ledger,
-        share_links
+        share_links,
+        stage_provenance
     );
 }
 

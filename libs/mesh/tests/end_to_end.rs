@@ -222,6 +222,80 @@ async fn check_master(mesh: &TestMesh, token: &str, project: &str) {
     );
 }
 
+/// Every stage that ran says who made its outputs, with which seed, from which
+/// inputs; the hashes agree with the stored assets and chain stage to stage.
+async fn check_provenance(
+    mesh: &TestMesh,
+    token: &str,
+    project: &str,
+    has_vocals: bool,
+    seed: u64,
+) {
+    let channel = mesh.channel().await;
+    let provenance = v1::project_service_client::ProjectServiceClient::new(channel.clone())
+        .get_provenance(authed(
+            token,
+            v1::GetProvenanceRequest {
+                name: project.into(),
+            },
+        ))
+        .await
+        .expect("provenance")
+        .into_inner();
+    assert_eq!(provenance.stages.len(), if has_vocals { 6 } else { 4 });
+    let assets = v1::asset_service_client::AssetServiceClient::new(channel)
+        .list_assets(authed(
+            token,
+            v1::ListAssetsRequest {
+                parent: project.into(),
+                page_size: 200,
+                page_token: String::new(),
+            },
+        ))
+        .await
+        .expect("assets")
+        .into_inner()
+        .assets;
+    let stored: HashMap<String, String> = assets
+        .iter()
+        .map(|a| (a.file_name.clone(), a.sha256.clone()))
+        .collect();
+    let mut made: HashMap<String, String> = HashMap::new();
+    for stage in &provenance.stages {
+        assert_eq!(stage.provider, "builtin");
+        assert!(
+            stage.provider_version.starts_with("cadenza-synth "),
+            "{stage:?}"
+        );
+        assert_eq!(stage.seed, seed, "the run's seed");
+        assert_eq!(stage.has_vocals, has_vocals);
+        assert!(!stage.outputs.is_empty());
+        for output in &stage.outputs {
+            assert_eq!(
+                stored.get(&output.file_name),
+                Some(&output.sha256),
+                "{output:?}"
+            );
+            made.insert(output.file_name.clone(), output.sha256.clone());
+        }
+        // Every input is an earlier stage's output, byte for byte.
+        for input in &stage.inputs {
+            assert_eq!(
+                made.get(&input.file_name),
+                Some(&input.sha256),
+                "{:?} read {input:?}",
+                stage.kind()
+            );
+        }
+    }
+    let arrangement = provenance
+        .stages
+        .iter()
+        .find(|s| s.kind() == StageKind::Arrangement)
+        .expect("arrangement");
+    assert_eq!(arrangement.inputs.len(), 1, "the composition");
+}
+
 async fn song_end_to_end(has_vocals: bool) {
     let mesh = TestMesh::start().await;
     let token = mesh.token("alice").await;
@@ -284,6 +358,7 @@ async fn song_end_to_end(has_vocals: bool) {
     assert_eq!(states[&StageKind::Master], StageState::Succeeded);
 
     check_master(&mesh, &token, &project.name).await;
+    check_provenance(&mesh, &token, &project.name, has_vocals, run.seed).await;
 
     // Every stage that ran left a log line, readable page by page.
     let mut logs = Vec::new();

@@ -187,6 +187,32 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
     }
     assert_eq!(String::from_utf8(bytes).expect("utf-8"), LYRICS);
 
+    // The provenance names the hosted job.
+    let provenance = projects
+        .get_provenance(authed(
+            &token,
+            v1::GetProvenanceRequest {
+                name: project.name.clone(),
+            },
+        ))
+        .await
+        .expect("provenance")
+        .into_inner();
+    let lyrics_made = provenance
+        .stages
+        .iter()
+        .find(|s| s.kind() == v1::StageKind::Lyrics)
+        .expect("lyrics provenance");
+    assert_eq!(
+        (
+            lyrics_made.provider.as_str(),
+            lyrics_made.provider_version.as_str(),
+            lyrics_made.provider_job_id.as_str()
+        ),
+        ("replicate", "cadenza-stage", "p1")
+    );
+    assert_eq!(lyrics_made.outputs[0].sha256, lyrics.sha256);
+
     // The job log tells why fal was passed over.
     let logs = projects
         .list_job_logs(authed(

@@ -31,6 +31,10 @@ mod words;
 
 pub use api::{Artifact, ArtifactKind, Progress, SongRequest, Stage, SynthError};
 
+/// The engine's version, recorded in every song's provenance: the same request,
+/// seed and version give the same bytes.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 use arrange::Arrangement;
 use compose::Composition;
 use util::{SAMPLE_RATE, Ticker};

@@ -294,6 +294,12 @@ impl v1::project_service_server::ProjectService for Proxy {
     ) -> Result<Response<v1::ListJobLogsResponse>, Status> {
         forward!(self, request, Needs::Read, projects, list_job_logs)
     }
+    async fn get_provenance(
+        &self,
+        request: Request<v1::GetProvenanceRequest>,
+    ) -> Result<Response<v1::Provenance>, Status> {
+        forward!(self, request, Needs::Read, projects, get_provenance)
+    }
 }
 
 #[tonic::async_trait]

@@ -34,7 +34,7 @@ pub struct Worker {
 /// outputs or failure, and lines for the job log.
 struct Rendered {
     provider: &'static str,
-    result: Result<Vec<v1::ArtifactRef>, Failure>,
+    result: Result<v1::StageCompleted, Failure>,
     logs: Vec<v1::WorkerLog>,
 }
 
@@ -120,15 +120,16 @@ impl Worker {
             }
             let Rendered { provider, result, mut logs } = self.render(&work).await;
             let (update, outcome) = match result {
-                Ok(outputs) => {
+                Ok(completed) => {
+                    let count = completed.outputs.len();
                     tracing::info!(
                         provider,
-                        artifacts = outputs.len(),
+                        artifacts = count,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "stage rendered"
                     );
-                    logs.push(log_line(1, format!("{provider} made {} artifacts in {:.2} s", outputs.len(), started.elapsed().as_secs_f64())));
-                    (Update::Completed(v1::StageCompleted { outputs }), "succeeded")
+                    logs.push(log_line(1, format!("{provider} made {count} artifacts in {:.2} s", started.elapsed().as_secs_f64())));
+                    (Update::Completed(completed), "succeeded")
                 }
                 Err(failure) => {
                     tracing::warn!(provider, code = failure.code, message = %failure.message, "stage failed");
@@ -216,7 +217,7 @@ impl Worker {
             never = beating => never,
         };
         let logs = logs.into_inner().unwrap_or_else(|e| e.into_inner());
-        let (provider, outputs) = match ran {
+        let (provider, ran) = match ran {
             Ok(done) => done,
             Err(err) => {
                 return Rendered {
@@ -228,8 +229,8 @@ impl Worker {
         };
         // Hosted outputs are copied into storage as soon as they exist.
         let mut storage = self.storage.clone();
-        let mut references = Vec::with_capacity(outputs.len());
-        for artifact in outputs {
+        let mut references = Vec::with_capacity(ran.artifacts.len());
+        for artifact in ran.artifacts {
             match artifacts::upload(&mut storage, work, artifact).await {
                 Ok(reference) => references.push(reference),
                 Err(status) => {
@@ -243,7 +244,11 @@ impl Worker {
         }
         Rendered {
             provider,
-            result: Ok(references),
+            result: Ok(v1::StageCompleted {
+                outputs: references,
+                provider_version: ran.version,
+                provider_job_id: ran.job_id,
+            }),
             logs,
         }
     }

@@ -318,8 +318,9 @@ async fn run(
             logs.lock().expect("lock").push(line)
         })
         .await
-        .map(|(provider, artifacts)| {
-            let lyrics = artifacts
+        .map(|(provider, ran)| {
+            let lyrics = ran
+                .artifacts
                 .iter()
                 .find(|a| a.name == "lyrics.txt")
                 .expect("lyrics output");

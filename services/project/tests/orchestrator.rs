@@ -115,6 +115,8 @@ impl Fixture {
             attempt,
             Update::Completed(v1::StageCompleted {
                 outputs: vec![output],
+                provider_version: "test".into(),
+                provider_job_id: String::new(),
             }),
         )
         .await

@@ -1,8 +1,8 @@
 //! The built-in engine (`cadenza-synth`): runs everywhere, on the blocking pool.
 
-use cadenza_synth::{Artifact, SynthError};
+use cadenza_synth::SynthError;
 
-use super::{Job, Progress, Provider, ProviderError};
+use super::{Job, Progress, Provider, ProviderError, Ran};
 
 /// The provider name reported for the built-in engine.
 pub const NAME: &str = "builtin";
@@ -17,11 +17,7 @@ impl Provider for Builtin {
         NAME
     }
 
-    async fn run(
-        &self,
-        job: &Job<'_>,
-        progress: Progress<'_>,
-    ) -> Result<Vec<Artifact>, ProviderError> {
+    async fn run(&self, job: &Job<'_>, progress: Progress<'_>) -> Result<Ran, ProviderError> {
         let (stage, request, inputs) = (job.stage, job.request.clone(), job.inputs.to_vec());
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
         let rendering = tokio::task::spawn_blocking(move || {
@@ -44,7 +40,11 @@ impl Provider for Builtin {
         };
         let (rendered, ()) = tokio::join!(rendering, forwarding);
         match rendered {
-            Ok(Ok(outputs)) => Ok(outputs),
+            Ok(Ok(artifacts)) => Ok(Ran {
+                artifacts,
+                version: format!("cadenza-synth {}", cadenza_synth::VERSION),
+                job_id: String::new(),
+            }),
             Ok(Err(SynthError::Cancelled)) => Err(ProviderError::Cancelled),
             Ok(Err(err)) => Err(ProviderError::InvalidInput(err.to_string())),
             Err(join) => {

@@ -11,10 +11,10 @@ use std::time::{Duration, Instant};
 
 use backon::BackoffBuilder;
 use cadenza_proto::v1;
-use cadenza_synth::{Artifact, Stage};
+use cadenza_synth::Stage;
 
 use super::breaker::{Breaker, BreakerConfig};
-use super::{Job, Progress, Provider, ProviderError, STAGES, stage_name};
+use super::{Job, Progress, Provider, ProviderError, Ran, STAGES, stage_name};
 
 #[derive(Debug, Clone, Copy)]
 pub struct RetryConfig {
@@ -95,7 +95,7 @@ impl Chain {
         job: &Job<'_>,
         progress: Progress<'_>,
         log: Log<'_>,
-    ) -> Result<(&'static str, Vec<Artifact>), ProviderError> {
+    ) -> Result<(&'static str, Ran), ProviderError> {
         let names = self.order.get(&job.stage).map(Vec::as_slice).unwrap_or(&[]);
         let mut last = ProviderError::permanent(
             "NO_PROVIDER",
@@ -130,9 +130,9 @@ impl Chain {
                 metrics::histogram!("cadenza_provider_call_duration_seconds", "provider" => *name, "kind" => stage_name(job.stage), "outcome" => outcome)
                     .record(elapsed.as_secs_f64());
                 match result {
-                    Ok(artifacts) => {
+                    Ok(ran) => {
                         entry.breaker.succeeded(elapsed);
-                        return Ok((name, artifacts));
+                        return Ok((name, ran));
                     }
                     Err(err @ (ProviderError::InvalidInput(_) | ProviderError::Cancelled)) => {
                         return Err(err);

@@ -16,7 +16,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{Job, Progress, Provider, ProviderError, required_outputs, stage_name};
+use super::{Job, Progress, Provider, ProviderError, Ran, required_outputs, stage_name};
 
 /// Which queue API a hosted provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -384,11 +384,7 @@ impl Provider for Hosted {
         self.name
     }
 
-    async fn run(
-        &self,
-        job: &Job<'_>,
-        progress: Progress<'_>,
-    ) -> Result<Vec<Artifact>, ProviderError> {
+    async fn run(&self, job: &Job<'_>, progress: Progress<'_>) -> Result<Ran, ProviderError> {
         let deadline = Instant::now() + self.config.job_timeout;
         let submitted = self.submit(job).await?;
         tracing::info!(provider = self.name, job = %submitted.id, stage = stage_name(job.stage), "submitted a hosted job");
@@ -419,7 +415,11 @@ impl Provider for Hosted {
                 Polled::Waiting { progress: p } => progress(p),
                 Polled::Done(outputs) => {
                     progress(0.9);
-                    return self.download(outputs, job).await;
+                    return Ok(Ran {
+                        artifacts: self.download(outputs, job).await?,
+                        version: self.config.model.clone(),
+                        job_id: submitted.id.clone(),
+                    });
                 }
                 Polled::Failed(error) => {
                     return Err(ProviderError::transient(

@@ -21,6 +21,16 @@ pub struct Job<'a> {
     pub input_urls: &'a [(String, String)],
 }
 
+/// What a provider made, and what made it (for the song's provenance).
+#[derive(Debug)]
+pub struct Ran {
+    pub artifacts: Vec<Artifact>,
+    /// The engine's version, or the hosted model.
+    pub version: String,
+    /// The hosted provider's id of the job; empty for the built-in engine.
+    pub job_id: String,
+}
+
 /// Reports a stage's progress, 0 to 1.
 pub type Progress<'a> = &'a (dyn Fn(f32) + Send + Sync);
 
@@ -70,11 +80,7 @@ pub trait Provider: Send + Sync {
     /// The name reported in stage updates, logs and metrics.
     fn name(&self) -> &'static str;
 
-    async fn run(
-        &self,
-        job: &Job<'_>,
-        progress: Progress<'_>,
-    ) -> Result<Vec<Artifact>, ProviderError>;
+    async fn run(&self, job: &Job<'_>, progress: Progress<'_>) -> Result<Ran, ProviderError>;
 }
 
 /// What every provider must return for a stage, because later stages read it.

@@ -7,6 +7,7 @@
 pub mod assets;
 pub mod convert;
 pub mod projects;
+pub mod provenance;
 pub mod shares;
 pub mod tracks;
 pub mod usage;

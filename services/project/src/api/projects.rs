@@ -404,6 +404,17 @@ impl ProjectService for ProjectApi {
         Ok(Response::new(Box::pin(stream)))
     }
 
+    async fn get_provenance(
+        &self,
+        request: Request<v1::GetProvenanceRequest>,
+    ) -> Result<Response<v1::Provenance>, Status> {
+        let owner = self.shared.caller(&request).await?;
+        let mut conn = self.shared.conn().await?;
+        let provenance =
+            super::provenance::provenance(&mut conn, &owner, &request.get_ref().name).await?;
+        Ok(Response::new(provenance))
+    }
+
     async fn list_job_logs(
         &self,
         request: Request<v1::ListJobLogsRequest>,

@@ -1,7 +1,7 @@
 //! Applying what workers report: one transaction per report, keyed by message id
 //! (inbox), stage id and attempt, moving stages only forward.
 
-use cadenza_db::schema::{assets, inbox, runs, stages};
+use cadenza_db::schema::{assets, inbox, runs, stage_provenance, stages};
 use cadenza_proto::v1::{self, stage_update::Update};
 use chrono::Utc;
 use diesel::prelude::*;
@@ -238,6 +238,8 @@ impl Orchestrator {
         let now = Utc::now();
         self.ensure_started(conn, run, stage, kind, provider)
             .await?;
+        self.record_provenance(conn, run, stage, kind, provider, &done)
+            .await?;
         for output in done.outputs {
             let kind_str = crate::domain::asset_kind_str(output.kind()).unwrap_or("unknown");
             diesel::insert_into(assets::table)
@@ -293,6 +295,51 @@ impl Orchestrator {
             self.queue_ready(conn, &run).await?;
         }
         Ok(Applied::Changed)
+    }
+
+    /// Keeps where the stage's outputs came from, once per stage.
+    async fn record_provenance(
+        &self,
+        conn: &mut AsyncPgConnection,
+        run: &RunRow,
+        stage: &StageRow,
+        kind: StageKind,
+        provider: &str,
+        done: &v1::StageCompleted,
+    ) -> ApiResult<()> {
+        let hashes = |refs: &[v1::ArtifactRef]| {
+            serde_json::Value::Array(
+                refs.iter()
+                    .map(|r| serde_json::json!({"file_name": r.file_name, "sha256": r.sha256}))
+                    .collect(),
+            )
+        };
+        let inputs = self.inputs_for(conn, run.id, kind).await?;
+        diesel::insert_into(stage_provenance::table)
+            .values((
+                stage_provenance::stage_id.eq(stage.id),
+                stage_provenance::run_id.eq(run.id),
+                stage_provenance::kind.eq(kind.as_str()),
+                stage_provenance::attempt.eq(stage.attempt),
+                stage_provenance::provider.eq(provider),
+                stage_provenance::provider_version.eq(done
+                    .provider_version
+                    .chars()
+                    .take(200)
+                    .collect::<String>()),
+                stage_provenance::provider_job_id.eq(done
+                    .provider_job_id
+                    .chars()
+                    .take(200)
+                    .collect::<String>()),
+                stage_provenance::inputs.eq(hashes(&inputs)),
+                stage_provenance::outputs.eq(hashes(&done.outputs)),
+            ))
+            .on_conflict(stage_provenance::stage_id)
+            .do_nothing()
+            .execute(conn)
+            .await?;
+        Ok(())
     }
 
     pub(super) async fn on_failed(
