@@ -75,6 +75,21 @@ diesel::table! {
 }
 
 diesel::table! {
+    dead_letters (id) {
+        id -> Uuid,
+        message_id -> Text,
+        kind -> Text,
+        routing_key -> Text,
+        reason -> Text,
+        run_id -> Nullable<Uuid>,
+        stage_id -> Nullable<Uuid>,
+        payload -> Bytea,
+        created_at -> Timestamptz,
+        requeued_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     stage_events (project_id, seq) {
         project_id -> Uuid,
         seq -> Int8,
@@ -297,4 +312,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     credit_ledger,
     share_links,
     stage_provenance,
+    dead_letters,
 );

@@ -43,7 +43,8 @@ async fn schema_matches_the_database() {
         credit_balances,
         credit_ledger,
         share_links,
-        stage_provenance
+        stage_provenance,
+        dead_letters
     );
 }
 

@@ -86,6 +86,13 @@ impl TestMesh {
             .expect("the gateway accepts connections")
     }
 
+    /// The mesh's exchanges and queues, declared as its services declare them.
+    pub fn topology(&self) -> cadenza_queue::Topology {
+        let mut topology = cadenza_queue::Topology::new(&self.queue_prefix);
+        topology.expires = Some(TEST_QUEUE_EXPIRY);
+        topology
+    }
+
     /// A dev token for `subject`, issued by the gateway.
     pub async fn token(&self, subject: &str) -> String {
         let mut dev = v1::dev_service_client::DevServiceClient::new(self.channel().await);

@@ -34,23 +34,33 @@ pub struct Incoming {
     pub redelivered: bool,
     /// `traceparent` header, if the publisher sent one.
     pub traceparent: Option<String>,
+    /// The routing key it was published with (kept when it is dead-lettered).
+    pub routing_key: String,
+    /// Why the broker dead-lettered it (`rejected`, `delivery_limit`, ...), on
+    /// deliveries from a dead-letter queue.
+    pub death_reason: Option<String>,
 }
 
 impl Incoming {
     fn from_delivery(delivery: &Delivery) -> Self {
-        let traceparent = delivery
-            .properties
-            .headers()
-            .as_ref()
-            .and_then(|headers| headers.inner().get("traceparent"))
-            .and_then(|value| match value {
-                lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
-                _ => None,
-            });
+        let header = |name: &str| {
+            delivery
+                .properties
+                .headers()
+                .as_ref()
+                .and_then(|headers| headers.inner().get(name))
+                .and_then(|value| match value {
+                    lapin::types::AMQPValue::LongString(s) => Some(s.to_string()),
+                    lapin::types::AMQPValue::ShortString(s) => Some(s.to_string()),
+                    _ => None,
+                })
+        };
         Self {
             data: delivery.data.clone(),
             redelivered: delivery.redelivered,
-            traceparent,
+            traceparent: header("traceparent"),
+            routing_key: delivery.routing_key.to_string(),
+            death_reason: header("x-first-death-reason"),
         }
     }
 }

@@ -189,6 +189,18 @@ impl v1::admin_service_server::AdminService for Proxy {
     ) -> Result<Response<v1::User>, Status> {
         forward!(self, request, Needs::Admin, admin, change_role)
     }
+    async fn list_dead_letters(
+        &self,
+        request: Request<v1::ListDeadLettersRequest>,
+    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
+        forward!(self, request, Needs::Admin, admin, list_dead_letters)
+    }
+    async fn requeue_dead_letter(
+        &self,
+        request: Request<v1::RequeueDeadLetterRequest>,
+    ) -> Result<Response<v1::DeadLetter>, Status> {
+        forward!(self, request, Needs::Admin, admin, requeue_dead_letter)
+    }
     async fn change_plan(
         &self,
         request: Request<v1::ChangePlanRequest>,

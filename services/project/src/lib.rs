@@ -4,6 +4,7 @@ pub mod accounts;
 pub mod api;
 pub mod config;
 pub mod credits;
+pub mod dead_letters;
 pub mod domain;
 pub mod error;
 pub mod orchestrator;
@@ -121,6 +122,29 @@ pub async fn run(
         });
     }
 
+    {
+        let (pool, orchestrator, wake) = (pool.clone(), orchestrator.clone(), relay_wake.clone());
+        let (url, queue, topology, stop) = (
+            config.queue.url.clone(),
+            topology.dead_letter_queue(),
+            topology.clone(),
+            shutdown.clone(),
+        );
+        tasks.spawn(async move {
+            cadenza_queue::consume(
+                &url,
+                "cadenza-project-dead-letters",
+                &topology,
+                &queue,
+                UPDATE_PREFETCH,
+                stop,
+                move |incoming| {
+                    dead_letters::handle(pool.clone(), orchestrator.clone(), wake.clone(), incoming)
+                },
+            )
+            .await;
+        });
+    }
     tasks.spawn(reconcile_forever(
         pool.clone(),
         orchestrator.clone(),

@@ -601,3 +601,50 @@ async fn a_stage_past_its_time_limit_is_retried_even_while_it_beats() {
         "{logs:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_lettered_work_fails_its_stage_once_with_a_clear_code() {
+    let mut f = fixture(false).await;
+    let stage = f.stage(StageKind::Composition).await;
+    let work = v1::StageWork {
+        run_id: f.run_id.to_string(),
+        stage_id: stage.id.to_string(),
+        attempt: 1,
+        ..Default::default()
+    };
+    // Work for another attempt than the one the stage waits for changes nothing.
+    let stale = v1::StageWork {
+        attempt: 7,
+        ..work.clone()
+    };
+    assert!(
+        !f.orchestrator
+            .poisoned(&mut f.conn, &stale, "delivery_limit")
+            .await
+            .expect("poisoned")
+    );
+    assert!(
+        f.orchestrator
+            .poisoned(&mut f.conn, &work, "delivery_limit")
+            .await
+            .expect("poisoned")
+    );
+    let stage = f.stage(StageKind::Composition).await;
+    assert_eq!(stage.state, "failed");
+    assert_eq!(stage.error_code.as_deref(), Some("POISON_MESSAGE"));
+    assert!(
+        stage
+            .error_message
+            .as_deref()
+            .is_some_and(|m| m.contains("delivery_limit")),
+        "{stage:?}"
+    );
+    assert_eq!(f.run_state().await, "failed");
+    // The same dead letter again (a redelivery) does nothing more.
+    assert!(
+        !f.orchestrator
+            .poisoned(&mut f.conn, &work, "delivery_limit")
+            .await
+            .expect("poisoned")
+    );
+}

@@ -147,6 +147,50 @@ impl AdminService for AdminApi {
         Ok(Response::new(user))
     }
 
+    async fn list_dead_letters(
+        &self,
+        request: Request<v1::ListDeadLettersRequest>,
+    ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
+        self.admin(&request).await?;
+        let request = request.into_inner();
+        let size = crate::api::validate::page_size(request.page_size, DEFAULT_PAGE, MAX_PAGE)?;
+        let after = crate::api::projects::decode_page_token(&request.page_token)?;
+        let mut conn = self.shared.conn().await?;
+        let (dead_letters, next) = crate::dead_letters::list(&mut conn, size, after).await?;
+        Ok(Response::new(v1::ListDeadLettersResponse {
+            dead_letters,
+            next_page_token: next
+                .map(|(time, id)| crate::api::projects::encode_page_token(time, id))
+                .unwrap_or_default(),
+        }))
+    }
+
+    async fn requeue_dead_letter(
+        &self,
+        request: Request<v1::RequeueDeadLetterRequest>,
+    ) -> Result<Response<v1::DeadLetter>, Status> {
+        let admin = self.admin(&request).await?;
+        let address = client_address(&request);
+        let name = request.into_inner().name;
+        let mut conn = self.shared.conn().await?;
+        let letter =
+            crate::dead_letters::requeue(&mut conn, &self.shared.orchestrator.exchange, &name)
+                .await?;
+        self.shared.relay_wake.notify_one();
+        audit::record(
+            &mut conn,
+            Event {
+                actor: &admin.id.to_string(),
+                action: "dead_letter.requeue",
+                target: &name,
+                client_address: address.as_deref(),
+                detail: Some(&letter.kind),
+            },
+        )
+        .await;
+        Ok(Response::new(letter))
+    }
+
     async fn grant_credits(
         &self,
         request: Request<v1::GrantCreditsRequest>,

@@ -512,11 +512,13 @@ pub(crate) fn decode_token_text(token: &str) -> Option<String> {
         .and_then(|bytes| String::from_utf8(bytes).ok())
 }
 
-fn encode_page_token(time: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
+pub(crate) fn encode_page_token(time: chrono::DateTime<chrono::Utc>, id: Uuid) -> String {
     encode_token_text(&format!("{}|{id}", time.timestamp_micros()))
 }
 
-fn decode_page_token(token: &str) -> ApiResult<Option<(chrono::DateTime<chrono::Utc>, Uuid)>> {
+pub(crate) fn decode_page_token(
+    token: &str,
+) -> ApiResult<Option<(chrono::DateTime<chrono::Utc>, Uuid)>> {
     if token.is_empty() {
         return Ok(None);
     }

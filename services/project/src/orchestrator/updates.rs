@@ -342,7 +342,7 @@ impl Orchestrator {
         Ok(())
     }
 
-    pub(super) async fn on_failed(
+    pub(crate) async fn on_failed(
         &self,
         conn: &mut AsyncPgConnection,
         run: &RunRow,

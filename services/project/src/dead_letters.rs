@@ -1,0 +1,350 @@
+//! Dead letters: messages the broker gave up on (delivered too often, or
+//! rejected as unreadable) arrive on `{prefix}.dead-letters`. Each is kept for
+//! administrators, and dead-lettered stage work fails its stage with
+//! `POISON_MESSAGE`, so a message that kills every worker ends in a clear error
+//! (and a refund) instead of looping.
+
+use std::sync::Arc;
+
+use cadenza_db::Pool;
+use cadenza_db::schema::{dead_letters, outbox};
+use cadenza_proto::v1::{self, envelope::Body};
+use cadenza_queue::consume::{Handled, Incoming};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::domain::{RunState, StageKind, StageState};
+use crate::error::{ApiError, ApiResult};
+use crate::orchestrator::Orchestrator;
+use crate::store::{projects, runs as run_store};
+
+/// What a dead letter holds, as far as it can be read.
+struct Described {
+    message_id: String,
+    kind: &'static str,
+    run_id: Option<Uuid>,
+    stage_id: Option<Uuid>,
+    work: Option<v1::StageWork>,
+}
+
+fn describe(payload: &[u8]) -> Described {
+    use sha2::Digest;
+    let unreadable = || Described {
+        message_id: format!("sha256:{}", hex::encode(sha2::Sha256::digest(payload))),
+        kind: "unreadable",
+        run_id: None,
+        stage_id: None,
+        work: None,
+    };
+    let Ok((envelope, body)) = cadenza_queue::decode(payload) else {
+        return unreadable();
+    };
+    let ids = |run: &str, stage: &str| (Uuid::parse_str(run).ok(), Uuid::parse_str(stage).ok());
+    match body {
+        Body::StageWork(work) => {
+            let (run_id, stage_id) = ids(&work.run_id, &work.stage_id);
+            Described {
+                message_id: envelope.message_id,
+                kind: "stage_work",
+                run_id,
+                stage_id,
+                work: Some(work),
+            }
+        }
+        Body::StageUpdate(update) => {
+            let (run_id, stage_id) = ids(&update.run_id, &update.stage_id);
+            Described {
+                message_id: envelope.message_id,
+                kind: "stage_update",
+                run_id,
+                stage_id,
+                work: None,
+            }
+        }
+    }
+}
+
+/// Handles one delivery from the dead-letter queue.
+pub async fn handle(
+    pool: Pool,
+    orchestrator: Orchestrator,
+    relay_wake: Arc<Notify>,
+    incoming: Incoming,
+) -> Handled {
+    let described = describe(&incoming.data);
+    let reason = incoming
+        .death_reason
+        .clone()
+        .unwrap_or_else(|| "unknown".into());
+    tracing::warn!(kind = described.kind, reason = %reason, run_id = ?described.run_id, "a message was dead-lettered");
+    metrics::counter!("cadenza_dead_letters_total", "kind" => described.kind).increment(1);
+    let mut conn = match pool.get().await {
+        Ok(conn) => conn,
+        Err(err) => {
+            tracing::warn!(error = %err, "no database connection; requeueing the dead letter");
+            return Handled::Requeue;
+        }
+    };
+    let stored = conn
+        .transaction(async |conn| -> ApiResult<bool> {
+            record(conn, &described, &incoming, &reason).await?;
+            match &described.work {
+                Some(work) => orchestrator.poisoned(conn, work, &reason).await,
+                None => Ok(false),
+            }
+        })
+        .await;
+    match stored {
+        Ok(changed) => {
+            if changed {
+                relay_wake.notify_one();
+            }
+            Handled::Ack
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "recording a dead letter failed; requeueing it");
+            Handled::Requeue
+        }
+    }
+}
+
+async fn record(
+    conn: &mut AsyncPgConnection,
+    described: &Described,
+    incoming: &Incoming,
+    reason: &str,
+) -> QueryResult<()> {
+    // The same message dead again (after a requeue) is the same row, dead anew.
+    diesel::insert_into(dead_letters::table)
+        .values((
+            dead_letters::id.eq(Uuid::now_v7()),
+            dead_letters::message_id.eq(&described.message_id),
+            dead_letters::kind.eq(described.kind),
+            dead_letters::routing_key.eq(&incoming.routing_key),
+            dead_letters::reason.eq(reason),
+            dead_letters::run_id.eq(described.run_id),
+            dead_letters::stage_id.eq(described.stage_id),
+            dead_letters::payload.eq(&incoming.data),
+        ))
+        .on_conflict(dead_letters::message_id)
+        .do_update()
+        .set((
+            dead_letters::created_at.eq(Utc::now()),
+            dead_letters::requeued_at.eq(None::<DateTime<Utc>>),
+            dead_letters::reason.eq(reason),
+        ))
+        .execute(conn)
+        .await
+        .map(drop)
+}
+
+impl Orchestrator {
+    /// Fails the stage dead-lettered `work` was for, if it still waits for that
+    /// attempt. Returns whether anything changed.
+    pub async fn poisoned(
+        &self,
+        conn: &mut AsyncPgConnection,
+        work: &v1::StageWork,
+        reason: &str,
+    ) -> ApiResult<bool> {
+        let (Ok(stage_id), Ok(run_id)) = (
+            Uuid::parse_str(&work.stage_id),
+            Uuid::parse_str(&work.run_id),
+        ) else {
+            return Ok(false);
+        };
+        let run = match run_store::get(conn, run_id).await {
+            Ok(run) => run,
+            Err(diesel::result::Error::NotFound) => return Ok(false),
+            Err(err) => return Err(err.into()),
+        };
+        projects::lock_by_id(conn, run.project_id).await?;
+        let run = run_store::get(conn, run_id).await?;
+        let Some(stage) = run_store::lock_stages(conn, run.id)
+            .await?
+            .into_iter()
+            .find(|s| s.id == stage_id)
+        else {
+            return Ok(false);
+        };
+        let waiting = matches!(
+            StageState::parse(&stage.state),
+            Some(StageState::Queued | StageState::Running)
+        ) && u32::try_from(stage.attempt).ok() == Some(work.attempt)
+            && RunState::parse(&run.state).is_some_and(|s| !s.is_terminal());
+        let Some(kind) = StageKind::parse(&stage.kind).filter(|_| waiting) else {
+            return Ok(false);
+        };
+        self.on_failed(
+            conn,
+            &run,
+            &stage,
+            kind,
+            v1::StageFailed {
+                error_code: "POISON_MESSAGE".into(),
+                message: format!(
+                    "the {} stage's work could not be processed ({reason}); an administrator can inspect it",
+                    kind.as_str()
+                ),
+                retryable: false,
+            },
+        )
+        .await?;
+        Ok(true)
+    }
+}
+
+type Row = (
+    Uuid,
+    String,
+    String,
+    Option<Uuid>,
+    Option<Uuid>,
+    Vec<u8>,
+    DateTime<Utc>,
+    Option<DateTime<Utc>>,
+);
+
+fn proto(row: Row, project_of: Option<Uuid>, stage_kind: Option<&str>) -> v1::DeadLetter {
+    let (id, kind, reason, run_id, _stage, payload, created, requeued) = row;
+    v1::DeadLetter {
+        name: format!("deadLetters/{id}"),
+        kind,
+        reason,
+        run: match (project_of, run_id) {
+            (Some(project), Some(run)) => format!("projects/{project}/runs/{run}"),
+            _ => String::new(),
+        },
+        stage_kind: stage_kind
+            .and_then(StageKind::parse)
+            .map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
+        size_bytes: payload.len() as i64,
+        create_time: Some(cadenza_proto::timestamp(created)),
+        requeue_time: requeued.map(cadenza_proto::timestamp),
+    }
+}
+
+fn columns() -> (
+    dead_letters::id,
+    dead_letters::kind,
+    dead_letters::reason,
+    dead_letters::run_id,
+    dead_letters::stage_id,
+    dead_letters::payload,
+    dead_letters::created_at,
+    dead_letters::requeued_at,
+) {
+    (
+        dead_letters::id,
+        dead_letters::kind,
+        dead_letters::reason,
+        dead_letters::run_id,
+        dead_letters::stage_id,
+        dead_letters::payload,
+        dead_letters::created_at,
+        dead_letters::requeued_at,
+    )
+}
+
+/// Adds the project and stage kind a dead letter's ids point at.
+async fn enrich(conn: &mut AsyncPgConnection, row: Row) -> QueryResult<v1::DeadLetter> {
+    use cadenza_db::schema::{runs, stages};
+    let project = match row.3 {
+        Some(run) => runs::table
+            .find(run)
+            .select(runs::project_id)
+            .first::<Uuid>(conn)
+            .await
+            .optional()?,
+        None => None,
+    };
+    let kind = match row.4 {
+        Some(stage) => stages::table
+            .find(stage)
+            .select(stages::kind)
+            .first::<String>(conn)
+            .await
+            .optional()?,
+        None => None,
+    };
+    Ok(proto(row, project, kind.as_deref()))
+}
+
+/// A page of dead letters, newest first.
+pub async fn list(
+    conn: &mut AsyncPgConnection,
+    size: i64,
+    after: Option<(DateTime<Utc>, Uuid)>,
+) -> ApiResult<(Vec<v1::DeadLetter>, Option<(DateTime<Utc>, Uuid)>)> {
+    let mut query = dead_letters::table
+        .order((dead_letters::created_at.desc(), dead_letters::id.desc()))
+        .limit(size + 1)
+        .select(columns())
+        .into_boxed();
+    if let Some((time, id)) = after {
+        query = query.filter(
+            dead_letters::created_at
+                .lt(time)
+                .or(dead_letters::created_at
+                    .eq(time)
+                    .and(dead_letters::id.lt(id))),
+        );
+    }
+    let mut rows: Vec<Row> = query.load(conn).await?;
+    let next = if rows.len() as i64 > size {
+        rows.truncate(size as usize);
+        rows.last().map(|r| (r.6, r.0))
+    } else {
+        None
+    };
+    let mut letters = Vec::with_capacity(rows.len());
+    for row in rows {
+        letters.push(enrich(conn, row).await?);
+    }
+    Ok((letters, next))
+}
+
+/// Publishes a dead letter again (through the outbox, so it is not lost) and
+/// marks it requeued.
+pub async fn requeue(
+    conn: &mut AsyncPgConnection,
+    exchange: &str,
+    name: &str,
+) -> ApiResult<v1::DeadLetter> {
+    let id = name
+        .strip_prefix("deadLetters/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| ApiError::invalid("name", "must be `deadLetters/{id}`"))?;
+    let exchange = exchange.to_owned();
+    conn.transaction(async move |conn| -> ApiResult<v1::DeadLetter> {
+        let (routing_key, payload): (String, Vec<u8>) = dead_letters::table
+            .find(id)
+            .select((dead_letters::routing_key, dead_letters::payload))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| {
+                ApiError::NotFound("DEAD_LETTER_NOT_FOUND", format!("`{name}` does not exist"))
+            })?;
+        diesel::insert_into(outbox::table)
+            .values((
+                outbox::message_id.eq(Uuid::new_v4()),
+                outbox::exchange.eq(&exchange),
+                outbox::routing_key.eq(&routing_key),
+                outbox::payload.eq(&payload),
+            ))
+            .execute(conn)
+            .await?;
+        let row: Row = diesel::update(dead_letters::table.find(id))
+            .set(dead_letters::requeued_at.eq(Utc::now()))
+            .returning(columns())
+            .get_result(conn)
+            .await?;
+        Ok(enrich(conn, row).await?)
+    })
+    .await
+}
