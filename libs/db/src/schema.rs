@@ -130,6 +130,10 @@ diesel::table! {
         severity -> Int2,
         message -> Text,
         logged_at -> Timestamptz,
+        provider -> Text,
+        provider_job_id -> Text,
+        error_code -> Text,
+        worker_id -> Text,
     }
 }
 

@@ -226,6 +226,24 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
         .await
         .expect("logs")
         .into_inner();
+    // Structured: who, which job, which error, for which run.
+    let entries = &logs.logs;
+    assert!(entries.iter().all(|l| l.project == project.name
+        && l.run.starts_with(&format!("{}/runs/", project.name))
+        && l.worker_id.starts_with("generation-")));
+    let refused = entries
+        .iter()
+        .find(|l| l.provider == "fal")
+        .expect("a line about fal");
+    assert_eq!(
+        (refused.error_code.as_str(), refused.stage_kind()),
+        ("PROVIDER_AUTH", v1::StageKind::Lyrics)
+    );
+    let made = entries
+        .iter()
+        .find(|l| l.provider == "replicate" && l.error_code.is_empty())
+        .expect("the line of the hosted success");
+    assert_eq!(made.provider_job_id, "p1");
     let text = format!("{logs:?}");
     assert!(text.contains("fal: PROVIDER_AUTH"), "{text}");
     assert!(text.contains("replicate made 1 artifacts"), "{text}");

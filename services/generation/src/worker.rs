@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::artifacts;
-use crate::providers::chain::Chain;
+use crate::providers::chain::{Chain, LogEntry};
 use crate::providers::{Job, ProviderError};
 
 /// How long hosted providers may fetch a stage's inputs from their signed URLs.
@@ -128,12 +128,18 @@ impl Worker {
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "stage rendered"
                     );
-                    logs.push(log_line(1, format!("{provider} made {count} artifacts in {:.2} s", started.elapsed().as_secs_f64())));
+                    let mut line = log_line(1, format!("{provider} made {count} artifacts in {:.2} s", started.elapsed().as_secs_f64()));
+                    line.provider = provider.to_owned();
+                    line.provider_job_id = completed.provider_job_id.clone();
+                    logs.push(line);
                     (Update::Completed(completed), "succeeded")
                 }
                 Err(failure) => {
                     tracing::warn!(provider, code = failure.code, message = %failure.message, "stage failed");
-                    logs.push(log_line(3, format!("{}: {}", failure.code, failure.message)));
+                    let mut line = log_line(3, format!("{}: {}", failure.code, failure.message));
+                    line.provider = provider.to_owned();
+                    line.error_code = failure.code.to_owned();
+                    logs.push(line);
                     let update = Update::Failed(v1::StageFailed {
                         error_code: failure.code.to_owned(),
                         message: failure.message,
@@ -175,10 +181,11 @@ impl Worker {
             input_urls: &input_urls,
         };
         let logs = Mutex::new(Vec::new());
-        let log = |line: String| {
-            logs.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(log_line(2, line));
+        let log = |entry: LogEntry| {
+            let mut line = log_line(2, entry.message);
+            line.provider = entry.provider.to_owned();
+            line.error_code = entry.error_code.to_owned();
+            logs.lock().unwrap_or_else(|e| e.into_inner()).push(line);
         };
         let (progress_tx, mut progress_rx) = mpsc::unbounded_channel::<f32>();
         let running = async {
@@ -347,5 +354,6 @@ fn log_line(severity: i32, message: String) -> v1::WorkerLog {
         severity,
         message,
         log_time: Some(cadenza_proto::timestamp(chrono::Utc::now())),
+        ..Default::default()
     }
 }

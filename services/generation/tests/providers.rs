@@ -315,7 +315,7 @@ async fn run(
     let logs = Mutex::new(Vec::new());
     let result = chain
         .run(&job, &|p| progress.lock().expect("lock").push(p), &|line| {
-            logs.lock().expect("lock").push(line)
+            logs.lock().expect("lock").push(line.message)
         })
         .await
         .map(|(provider, ran)| {

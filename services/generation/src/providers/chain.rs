@@ -36,8 +36,17 @@ pub struct Chain {
     retry: RetryConfig,
 }
 
-/// A line for the stage's job log.
-pub type Log<'a> = &'a (dyn Fn(String) + Send + Sync);
+/// A line for the stage's job log, about one provider.
+#[derive(Debug, Clone)]
+pub struct LogEntry {
+    pub provider: &'static str,
+    /// Set on lines that report a failure.
+    pub error_code: &'static str,
+    pub message: String,
+}
+
+/// Where the chain writes its job log lines.
+pub type Log<'a> = &'a (dyn Fn(LogEntry) + Send + Sync);
 
 impl Chain {
     /// `order` names providers of `providers` for each stage; a stage it does not
@@ -111,9 +120,13 @@ impl Chain {
             let mut delays = self.delays();
             loop {
                 if !entry.breaker.admit(Instant::now()) {
-                    log(format!(
-                        "{name}: skipped, its circuit is open after repeated failures"
-                    ));
+                    log(LogEntry {
+                        provider: name,
+                        error_code: "PROVIDER_CIRCUIT_OPEN",
+                        message: format!(
+                            "{name}: skipped, its circuit is open after repeated failures"
+                        ),
+                    });
                     last = ProviderError::transient(
                         "PROVIDER_CIRCUIT_OPEN",
                         format!("{name} is failing and was skipped"),
@@ -139,9 +152,13 @@ impl Chain {
                     }
                     Err(err @ ProviderError::Permanent { .. }) => {
                         entry.breaker.failed(&err.to_string(), Instant::now());
-                        log(format!(
-                            "{name}: {err}; not retried, trying the next provider"
-                        ));
+                        log(LogEntry {
+                            provider: name,
+                            error_code: err.code(),
+                            message: format!(
+                                "{name}: {err}; not retried, trying the next provider"
+                            ),
+                        });
                         last = err;
                         break;
                     }
@@ -150,16 +167,24 @@ impl Chain {
                         last = err;
                         match delays.next() {
                             Some(delay) => {
-                                log(format!(
-                                    "{name}: {last}; retrying in {} ms",
-                                    delay.as_millis()
-                                ));
+                                log(LogEntry {
+                                    provider: name,
+                                    error_code: last.code(),
+                                    message: format!(
+                                        "{name}: {last}; retrying in {} ms",
+                                        delay.as_millis()
+                                    ),
+                                });
                                 tokio::time::sleep(delay).await;
                             }
                             None => {
-                                log(format!(
-                                    "{name}: {last}; out of retries, trying the next provider"
-                                ));
+                                log(LogEntry {
+                                    provider: name,
+                                    error_code: last.code(),
+                                    message: format!(
+                                        "{name}: {last}; out of retries, trying the next provider"
+                                    ),
+                                });
                                 break;
                             }
                         }

@@ -435,44 +435,70 @@ impl ProjectService for ProjectApi {
         };
         let mut conn = self.shared.conn().await?;
         let run = Self::resolve_run(&mut conn, &owner, target).await?;
-        let rows: Vec<(i64, String, i32, i16, String, chrono::DateTime<chrono::Utc>)> =
-            job_logs::table
-                .filter(job_logs::run_id.eq(run.id))
-                .filter(job_logs::id.gt(after))
-                .order(job_logs::id.asc())
-                .limit(size + 1)
-                .select((
+        type Row = (
+            (i64, String, i32, i16, String, chrono::DateTime<chrono::Utc>),
+            (String, String, String, String),
+        );
+        let rows: Vec<Row> = job_logs::table
+            .filter(job_logs::run_id.eq(run.id))
+            .filter(job_logs::id.gt(after))
+            .order(job_logs::id.asc())
+            .limit(size + 1)
+            .select((
+                (
                     job_logs::id,
                     job_logs::stage_kind,
                     job_logs::attempt,
                     job_logs::severity,
                     job_logs::message,
                     job_logs::logged_at,
-                ))
-                .load(&mut conn)
-                .await
-                .map_err(ApiError::from)?;
+                ),
+                (
+                    job_logs::provider,
+                    job_logs::provider_job_id,
+                    job_logs::error_code,
+                    job_logs::worker_id,
+                ),
+            ))
+            .load(&mut conn)
+            .await
+            .map_err(ApiError::from)?;
+        let (project_name, run_name) = (
+            format!("projects/{}", run.project_id),
+            format!("projects/{}/runs/{}", run.project_id, run.id),
+        );
         let more = rows.len() as i64 > size;
         let rows = &rows[..rows.len().min(size as usize)];
         Ok(Response::new(v1::ListJobLogsResponse {
             next_page_token: if more {
                 rows.last()
-                    .map(|r| encode_token_text(&r.0.to_string()))
+                    .map(|r| encode_token_text(&r.0.0.to_string()))
                     .unwrap_or_default()
             } else {
                 String::new()
             },
             logs: rows
                 .iter()
-                .map(|(_, kind, attempt, severity, message, at)| v1::JobLog {
-                    stage_kind: StageKind::parse(kind)
-                        .map_or(v1::StageKind::Unspecified, StageKind::proto)
-                        as i32,
-                    attempt: u32::try_from(*attempt).unwrap_or(0),
-                    severity: i32::from(*severity),
-                    message: message.clone(),
-                    log_time: Some(cadenza_proto::timestamp(*at)),
-                })
+                .map(
+                    |(
+                        (_, kind, attempt, severity, message, at),
+                        (provider, provider_job_id, error_code, worker_id),
+                    )| v1::JobLog {
+                        stage_kind: StageKind::parse(kind)
+                            .map_or(v1::StageKind::Unspecified, StageKind::proto)
+                            as i32,
+                        attempt: u32::try_from(*attempt).unwrap_or(0),
+                        severity: i32::from(*severity),
+                        message: message.clone(),
+                        log_time: Some(cadenza_proto::timestamp(*at)),
+                        project: project_name.clone(),
+                        run: run_name.clone(),
+                        provider: provider.clone(),
+                        provider_job_id: provider_job_id.clone(),
+                        error_code: error_code.clone(),
+                        worker_id: worker_id.clone(),
+                    },
+                )
                 .collect(),
         }))
     }

@@ -78,8 +78,23 @@ impl Orchestrator {
                 .unwrap_or_else(Utc::now);
             let severity = i16::try_from(log.severity.clamp(1, 3)).unwrap_or(1);
             let message: String = log.message.chars().take(2000).collect();
-            run_store::add_log(conn, run.id, kind.as_str(), attempt, severity, &message, at)
-                .await?;
+            let short = |text: &str| text.chars().take(200).collect::<String>();
+            run_store::add_log(
+                conn,
+                run_store::LogLine {
+                    run_id: run.id,
+                    stage_kind: kind.as_str(),
+                    attempt,
+                    severity,
+                    message: &message,
+                    at,
+                    provider: &short(&log.provider),
+                    provider_job_id: &short(&log.provider_job_id),
+                    error_code: &short(&log.error_code),
+                    worker_id: &short(&update.worker_id),
+                },
+            )
+            .await?;
         }
         if state.is_terminal() {
             return Ok(Applied::Ignored);

@@ -73,23 +73,33 @@ pub async fn assets_of_run(
         .await
 }
 
-pub async fn add_log(
-    conn: &mut AsyncPgConnection,
-    run_id: Uuid,
-    stage_kind: &str,
-    attempt: i32,
-    severity: i16,
-    message: &str,
-    at: chrono::DateTime<chrono::Utc>,
-) -> QueryResult<()> {
+/// One line of a stage's job log.
+pub struct LogLine<'a> {
+    pub run_id: Uuid,
+    pub stage_kind: &'a str,
+    pub attempt: i32,
+    pub severity: i16,
+    pub message: &'a str,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub provider: &'a str,
+    pub provider_job_id: &'a str,
+    pub error_code: &'a str,
+    pub worker_id: &'a str,
+}
+
+pub async fn add_log(conn: &mut AsyncPgConnection, line: LogLine<'_>) -> QueryResult<()> {
     diesel::insert_into(job_logs::table)
         .values((
-            job_logs::run_id.eq(run_id),
-            job_logs::stage_kind.eq(stage_kind),
-            job_logs::attempt.eq(attempt),
-            job_logs::severity.eq(severity),
-            job_logs::message.eq(message),
-            job_logs::logged_at.eq(at),
+            job_logs::run_id.eq(line.run_id),
+            job_logs::stage_kind.eq(line.stage_kind),
+            job_logs::attempt.eq(line.attempt),
+            job_logs::severity.eq(line.severity),
+            job_logs::message.eq(line.message),
+            job_logs::logged_at.eq(line.at),
+            job_logs::provider.eq(line.provider),
+            job_logs::provider_job_id.eq(line.provider_job_id),
+            job_logs::error_code.eq(line.error_code),
+            job_logs::worker_id.eq(line.worker_id),
         ))
         .execute(conn)
         .await
