@@ -11,6 +11,11 @@
 // revokes the link and checks the page says so, and finally searches the song
 // list by title on the server (found in any case, absent text, `?q=` kept) and
 // reopens the song, whose watch must start after its status (no replay).
+// On each page it visits (sign-up, song list, new song, the finished song, the
+// gift page at 375 px, an unknown gift link) it runs axe-core (WCAG 2.0/2.1 A
+// and AA rules, colour contrast included), injected from node_modules (nothing
+// is fetched at run time); any serious or critical violation fails the test,
+// and every violation, of any impact, goes to accessibility.json.
 // Screenshots, the first page's navigation timing and the browser console go to
 // CADENZA_TEST_OUTPUT (default ../test-output/web); a failed step adds
 // failure.png. Exits non-zero, saying which step failed, on any failure.
@@ -22,6 +27,7 @@ import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { randomBytes } from "node:crypto";
+import { createRequire } from "node:module";
 import { chromium } from "playwright-core";
 
 const webDir = resolve(dirname(fileURLToPath(import.meta.url)), "..");
@@ -29,12 +35,54 @@ const base = (process.env.CADENZA_WEB_URL ?? "http://127.0.0.1:8080").replace(/\
 const out = resolve(webDir, process.env.CADENZA_TEST_OUTPUT ?? "../test-output/web");
 const generationTimeout = Number(process.env.CADENZA_E2E_GENERATION_TIMEOUT_MS ?? 180_000);
 const consoleLines = [];
+const axePath = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
+/** The rule sets axe runs: WCAG 2.0 and 2.1, levels A and AA. */
+const axeTags = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"];
+/** Per page checked: its violations (any impact) and the rules axe could not decide. */
+const accessibility = [];
 let step = "starting";
 /** The page in use, for a screenshot when a step fails. */
 let current = null;
 
 function check(condition, message) {
   if (!condition) throw new Error(message);
+}
+
+/**
+ * Runs axe-core on the page as it stands and records what it finds under
+ * `name`. Violations of serious or critical impact fail the test once every
+ * page has been checked (assertAccessible), so one run reports them all.
+ */
+async function checkAccessibility(page, name) {
+  if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.addScriptTag({ path: axePath });
+  const result = await page.evaluate((tags) => window.axe.run(document, { runOnly: { type: "tag", values: tags }, resultTypes: ["violations", "incomplete"] }), axeTags);
+  const violations = result.violations.map((v) => ({
+    id: v.id,
+    impact: v.impact,
+    help: v.help,
+    helpUrl: v.helpUrl,
+    tags: v.tags,
+    nodes: v.nodes.map((n) => ({ target: n.target, html: n.html, impact: n.impact, summary: n.failureSummary })),
+  }));
+  const incomplete = result.incomplete.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => ({ target: n.target, summary: n.failureSummary })) }));
+  accessibility.push({ page: name, url: page.url(), axe: result.testEngine.version, tags: axeTags, violations, incomplete });
+}
+
+/** Throws, listing rule, impact and first targets, on any serious or critical violation recorded. */
+function assertAccessible() {
+  const lines = [];
+  for (const { page, violations } of accessibility) {
+    for (const v of violations.filter((v) => v.impact === "serious" || v.impact === "critical")) {
+      const targets = v.nodes.slice(0, 3).map((n) => n.target.join(" ")).join(", ");
+      const more = v.nodes.length > 3 ? ` (+${v.nodes.length - 3} more)` : "";
+      lines.push(`  ${page}: ${v.id} [${v.impact}] ${v.help}: ${targets}${more}`);
+    }
+  }
+  check(lines.length === 0, `${lines.length} serious or critical accessibility violation${lines.length === 1 ? "" : "s"} (axe-core; all violations in accessibility.json):\n${lines.join("\n")}`);
+}
+
+async function writeAccessibility() {
+  await writeFile(join(out, "accessibility.json"), JSON.stringify({ tags: axeTags, failOn: ["serious", "critical"], pages: accessibility }, null, 2) + "\n");
 }
 
 async function shot(page, name) {
@@ -104,6 +152,7 @@ async function run(browser) {
   await page.getByLabel("Password").fill(password);
   await page.getByLabel(/I accept the terms/).check();
   await shot(page, "1-signup");
+  await checkAccessibility(page, "sign-up");
   await page.getByRole("button", { name: "Create account" }).click();
   await page.waitForURL(/\/projects$/).catch(async () => {
     const alert = await page.getByTestId("alert").textContent().catch(() => "");
@@ -112,6 +161,7 @@ async function run(browser) {
   await page.getByRole("heading", { name: "Your songs" }).waitFor();
   await page.getByTestId("project-status").filter({ hasText: "No songs yet" }).waitFor();
   await shot(page, "2-projects");
+  await checkAccessibility(page, "song list");
 
   step = "fill in a new song";
   await page.getByRole("navigation").getByRole("link", { name: "New song" }).click();
@@ -127,6 +177,7 @@ async function run(browser) {
     throw new Error("the new-song page did not show the balance from UsageService.GetUsage");
   });
   await shot(page, "3-new-song");
+  await checkAccessibility(page, "new song");
 
   step = "generate";
   await page.getByTestId("generate").click();
@@ -197,6 +248,7 @@ async function run(browser) {
   check(t1 > t0, `playback did not advance (currentTime ${t0} then ${t1})`);
   const waveformPeaks = await peaksDrawn(page, "project page");
   await shot(page, "5-complete");
+  await checkAccessibility(page, "finished song");
 
   step = "download the master";
   const link = page.getByTestId("download-master");
@@ -218,6 +270,7 @@ async function run(browser) {
   const shareUrl = await shareInput.inputValue();
   check(new URL(shareUrl).pathname.startsWith("/s/"), `unexpected share address ${shareUrl}`);
   await shot(page, "6-shared");
+  await checkAccessibility(page, "finished song, shared");
 
   step = "open the gift page signed out, phone-sized";
   const guest = await browser.newContext({ viewport: { width: 375, height: 812 }, isMobile: true, hasTouch: true });
@@ -248,6 +301,7 @@ async function run(browser) {
   const overflow = await gift.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `the gift page is ${overflow}px wider than a 375px screen`);
   await shot(gift, "7-gift-375px");
+  await checkAccessibility(gift, "gift (375 px)");
 
   step = "revoke the link and see the gift page say so";
   await page.getByTestId("share-links").getByRole("button", { name: "Revoke" }).first().click();
@@ -259,6 +313,7 @@ async function run(browser) {
   const unknown = await gift.getByTestId("gift-error").textContent();
   check(/No song is shared at this address/.test(unknown ?? ""), `an unknown link's page says "${unknown}"`);
   await shot(gift, "8-gift-unknown");
+  await checkAccessibility(gift, "unknown gift link");
   await guest.close();
   current = page;
 
@@ -296,6 +351,9 @@ async function run(browser) {
   const replayed = Number(await page.getByTestId("stages").getAttribute("data-events"));
   check(replayed === 0, `WatchProject replayed ${replayed} old events instead of starting after ProjectStatus.last_event_id`);
 
+  step = "accessibility (axe-core) of every page visited";
+  assertAccessible();
+
   console.log(
     JSON.stringify({
       ok: true,
@@ -309,6 +367,7 @@ async function run(browser) {
       masterBytes: bytes.length,
       shareUrl,
       domInteractiveMs: Math.round(timing.domInteractive),
+      accessibility: accessibility.map((a) => `${a.page}: ${a.violations.length} violation(s)`),
       loadEventEndMs: Math.round(timing.loadEventEnd),
       output: out,
     }),
@@ -349,11 +408,13 @@ async function listed(page, query, count) {
 main()
   .then(async () => {
     await writeFile(join(out, "console.log"), consoleLines.join("\n") + "\n");
+    await writeAccessibility();
     console.log("studio e2e: 1 passed, 0 failed");
   })
   .catch(async (e) => {
     await mkdir(out, { recursive: true }).catch(() => {});
     await writeFile(join(out, "console.log"), consoleLines.join("\n") + "\n").catch(() => {});
+    await writeAccessibility().catch(() => {});
     console.error(`studio e2e FAILED at step "${step}": ${e?.message ?? e}`);
     if (consoleLines.length) console.error(`browser console (last lines):\n${consoleLines.slice(-15).join("\n")}`);
     console.log("studio e2e: 0 passed, 1 failed");

@@ -175,3 +175,95 @@ where
     let _ = connection.close(200, "consumer stopped".into()).await;
     result
 }
+
+/// Receives every message published with `key` until `shutdown`, on a queue of
+/// this process's own (exclusive, deleted with the connection): a broadcast.
+/// Messages published while the connection is down are not seen, so listeners
+/// must treat what they hear as a hint, never as the only source of truth.
+pub async fn listen<H, Fut>(
+    url: &str,
+    name: &str,
+    topology: &Topology,
+    key: &str,
+    shutdown: CancellationToken,
+    handler: H,
+) where
+    H: Fn(Incoming) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let mut backoff = Duration::from_millis(200);
+    while !shutdown.is_cancelled() {
+        match listen_once(url, name, topology, key, &shutdown, &handler).await {
+            Ok(()) => backoff = Duration::from_millis(200),
+            Err(err) => {
+                tracing::warn!(key, error = %err, retry_in_ms = backoff.as_millis() as u64, "listener lost the broker");
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn listen_once<H, Fut>(
+    url: &str,
+    name: &str,
+    topology: &Topology,
+    key: &str,
+    shutdown: &CancellationToken,
+    handler: &H,
+) -> Result<(), lapin::Error>
+where
+    H: Fn(Incoming) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    use lapin::options::{QueueBindOptions, QueueDeclareOptions};
+    let connection = crate::connect(url, name).await?;
+    let channel = connection.create_channel().await?;
+    topology.declare(&channel).await?;
+    let queue = channel
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .queue_bind(
+            queue.name().clone(),
+            topology.exchange().into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut consumer = channel
+        .basic_consume(
+            queue.name().clone(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            next = consumer.next() => match next {
+                Some(Ok(delivery)) => handler(Incoming::from_delivery(&delivery)).await,
+                Some(Err(err)) => return Err(err),
+                None => return Err(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(
+                    lapin::ConnectionState::Closed,
+                ))),
+            },
+        }
+    }
+}

@@ -7,7 +7,7 @@ pub mod publish;
 pub mod topology;
 
 pub use config::QueueConfig;
-pub use consume::{Handled, consume};
+pub use consume::{Handled, consume, listen};
 pub use envelope::{EnvelopeError, decode, encode};
 pub use lapin;
 pub use publish::Publisher;

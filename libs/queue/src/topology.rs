@@ -8,6 +8,8 @@ use lapin::{Channel, ExchangeKind};
 pub const WORK_KEY: &str = "stage.work";
 /// Routing key of stage updates (generation -> project).
 pub const UPDATE_KEY: &str = "stage.update";
+/// Routing key of run cancellations (project -> every worker's own queue).
+pub const CANCEL_KEY: &str = "run.cancel";
 
 /// Every name derives from one prefix (`cadenza` in production, a random one per test).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -44,6 +44,7 @@ pub async fn run(
         worker_id: format!("generation-{}", uuid::Uuid::new_v4().simple()),
         chain: chain.clone(),
         heartbeat: config.heartbeat,
+        running: worker::RunningRuns::default(),
     });
 
     let mut tasks = tokio::task::JoinSet::new();
@@ -54,6 +55,7 @@ pub async fn run(
             shutdown.clone(),
         );
         let (topology, concurrency) = (topology.clone(), config.concurrency);
+        let worker = worker.clone();
         tasks.spawn(async move {
             cadenza_queue::consume(
                 &url,
@@ -63,6 +65,25 @@ pub async fn run(
                 concurrency,
                 stop,
                 move |incoming| worker.clone().handle(incoming),
+            )
+            .await;
+        });
+    }
+    {
+        let (url, topology, stop, worker) = (
+            config.queue.url.clone(),
+            topology.clone(),
+            shutdown.clone(),
+            worker.clone(),
+        );
+        tasks.spawn(async move {
+            cadenza_queue::listen(
+                &url,
+                "cadenza-generation-control",
+                &topology,
+                cadenza_queue::topology::CANCEL_KEY,
+                stop,
+                move |incoming| worker.clone().on_control(incoming),
             )
             .await;
         });

@@ -28,6 +28,42 @@ pub struct Worker {
     pub chain: Arc<Chain>,
     /// How often a running stage says it is alive.
     pub heartbeat: std::time::Duration,
+    /// The runs this worker is running stages of, to stop them when they end.
+    pub running: RunningRuns,
+}
+
+/// Cancellation tokens of the runs with a stage in progress here.
+#[derive(Default)]
+pub struct RunningRuns {
+    runs: Mutex<std::collections::HashMap<String, (usize, tokio_util::sync::CancellationToken)>>,
+}
+
+impl RunningRuns {
+    fn enter(&self, run_id: &str) -> tokio_util::sync::CancellationToken {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = runs.entry(run_id.to_owned()).or_default();
+        entry.0 += 1;
+        entry.1.clone()
+    }
+
+    fn leave(&self, run_id: &str) {
+        let mut runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = runs.get_mut(run_id) {
+            entry.0 -= 1;
+            if entry.0 == 0 {
+                runs.remove(run_id);
+            }
+        }
+    }
+
+    /// Stops the stages of `run_id` running here; returns how many there were.
+    pub fn cancel(&self, run_id: &str) -> usize {
+        let runs = self.runs.lock().unwrap_or_else(|e| e.into_inner());
+        runs.get(run_id).map_or(0, |(count, token)| {
+            token.cancel();
+            *count
+        })
+    }
 }
 
 /// What running a stage produced: the provider that ran it (or last tried), its
@@ -92,6 +128,17 @@ fn stage_of(kind: v1::StageKind) -> Option<Stage> {
 }
 
 impl Worker {
+    /// A broadcast from `project`: a run ended; stop its stages running here.
+    pub async fn on_control(self: Arc<Self>, incoming: Incoming) {
+        let Ok((_, Body::RunCancelled(cancelled))) = cadenza_queue::decode(&incoming.data) else {
+            return;
+        };
+        let stopped = self.running.cancel(&cancelled.run_id);
+        if stopped > 0 {
+            tracing::info!(run_id = %cancelled.run_id, stages = stopped, "the run ended: stopping its stages");
+        }
+    }
+
     pub async fn handle(self: Arc<Self>, incoming: Incoming) -> Handled {
         let (envelope, body) = match cadenza_queue::decode(&incoming.data) {
             Ok(decoded) => decoded,
@@ -174,11 +221,13 @@ impl Worker {
                 };
             }
         };
+        let cancel = self.running.enter(&work.run_id);
         let job = Job {
             stage,
             request: &request,
             inputs: &inputs,
             input_urls: &input_urls,
+            cancel,
         };
         let logs = Mutex::new(Vec::new());
         let log = |entry: LogEntry| {
@@ -223,6 +272,7 @@ impl Worker {
             done = async { tokio::join!(running, forwarding) } => done,
             never = beating => never,
         };
+        self.running.leave(&work.run_id);
         let logs = logs.into_inner().unwrap_or_else(|e| e.into_inner());
         let (provider, ran) = match ran {
             Ok(done) => done,

@@ -310,6 +310,7 @@ async fn run(
         request: &request,
         inputs: &[],
         input_urls: &[],
+        cancel: tokio_util::sync::CancellationToken::new(),
     };
     let progress = Mutex::new(Vec::new());
     let logs = Mutex::new(Vec::new());
@@ -504,4 +505,45 @@ async fn when_every_provider_fails_the_last_error_is_reported() {
     let err = run(&only_fal).await.0.expect_err("nothing works");
     assert_eq!(err.code(), "PROVIDER_AUTH");
     assert!(matches!(err, ProviderError::Permanent { .. }));
+}
+
+#[tokio::test]
+async fn a_cancelled_run_stops_polling_and_cancels_the_hosted_job() {
+    let s = setup(Behaviour::NeverFinishes, Behaviour::Succeed, 3, 5).await;
+    let request = request();
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let job = Job {
+        stage: Stage::Lyrics,
+        request: &request,
+        inputs: &[],
+        input_urls: &[],
+        cancel: cancel.clone(),
+    };
+    let stopper = {
+        let fal = s.fal.clone();
+        tokio::spawn(async move {
+            // Cancel once the job is being polled.
+            while fal.counts.polls.load(Ordering::SeqCst) < 2 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            cancel.cancel();
+        })
+    };
+    let err = s
+        .chain
+        .run(&job, &|_| {}, &|_| {})
+        .await
+        .expect_err("cancelled");
+    stopper.await.expect("stopper");
+    assert!(matches!(err, ProviderError::Cancelled), "{err:?}");
+    assert_eq!(
+        s.fal.counts.cancels.load(Ordering::SeqCst),
+        1,
+        "the remote job was cancelled"
+    );
+    assert_eq!(
+        submits(&s.replicate),
+        0,
+        "a cancelled stage tries no other provider"
+    );
 }

@@ -54,6 +54,13 @@ fn describe(payload: &[u8]) -> Described {
                 work: Some(work),
             }
         }
+        Body::RunCancelled(cancelled) => Described {
+            message_id: envelope.message_id,
+            kind: "stage_update",
+            run_id: Uuid::parse_str(&cancelled.run_id).ok(),
+            stage_id: None,
+            work: None,
+        },
         Body::StageUpdate(update) => {
             let (run_id, stage_id) = ids(&update.run_id, &update.stage_id);
             Described {

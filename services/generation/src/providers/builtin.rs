@@ -19,10 +19,15 @@ impl Provider for Builtin {
 
     async fn run(&self, job: &Job<'_>, progress: Progress<'_>) -> Result<Ran, ProviderError> {
         let (stage, request, inputs) = (job.stage, job.request.clone(), job.inputs.to_vec());
+        let cancel = job.cancel.clone();
         let (progress_tx, mut progress_rx) = tokio::sync::mpsc::unbounded_channel::<f32>();
         let rendering = tokio::task::spawn_blocking(move || {
             let mut next = PROGRESS_STEP;
+            // Every progress report is a checkpoint: a cancelled run stops here.
             let mut report = |p: f32| {
+                if cancel.is_cancelled() {
+                    return std::ops::ControlFlow::Break(());
+                }
                 if p >= next {
                     let _ = progress_tx.send(p);
                     while next <= p {

@@ -119,6 +119,9 @@ impl Chain {
             };
             let mut delays = self.delays();
             loop {
+                if job.cancel.is_cancelled() {
+                    return Err(ProviderError::Cancelled);
+                }
                 if !entry.breaker.admit(Instant::now()) {
                     log(LogEntry {
                         provider: name,

@@ -390,6 +390,10 @@ impl Provider for Hosted {
         tracing::info!(provider = self.name, job = %submitted.id, stage = stage_name(job.stage), "submitted a hosted job");
         let mut seen_logs = 0;
         loop {
+            if job.cancel.is_cancelled() {
+                self.cancel(&submitted).await;
+                return Err(ProviderError::Cancelled);
+            }
             if Instant::now() >= deadline {
                 self.cancel(&submitted).await;
                 return Err(ProviderError::transient(
@@ -429,7 +433,10 @@ impl Provider for Hosted {
                 }
                 Polled::Cancelled => return Err(ProviderError::Cancelled),
             }
-            tokio::time::sleep(self.config.poll_interval).await;
+            tokio::select! {
+                () = job.cancel.cancelled() => {}
+                () = tokio::time::sleep(self.config.poll_interval) => {}
+            }
         }
     }
 }

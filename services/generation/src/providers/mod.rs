@@ -19,6 +19,9 @@ pub struct Job<'a> {
     /// The same inputs as signed URLs `(file name, url)`, for hosted providers,
     /// which fetch them themselves.
     pub input_urls: &'a [(String, String)],
+    /// Cancelled when the run ends elsewhere: providers stop at their next
+    /// checkpoint (and cancel a hosted job).
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 /// What a provider made, and what made it (for the song's provenance).

@@ -226,6 +226,28 @@ impl Orchestrator {
         Ok(())
     }
 
+    /// Tells every worker (through the outbox, with the final state) that the run
+    /// is over, so stages of it still running stop at their next checkpoint.
+    async fn broadcast_cancel(&self, conn: &mut AsyncPgConnection, run_id: Uuid) -> ApiResult<()> {
+        let message_id = Uuid::new_v4();
+        let envelope = cadenza_queue::envelope::wrap_with_id(
+            message_id,
+            Body::RunCancelled(v1::RunCancelled {
+                run_id: run_id.to_string(),
+            }),
+        );
+        diesel::insert_into(outbox::table)
+            .values((
+                outbox::message_id.eq(message_id),
+                outbox::exchange.eq(&self.exchange),
+                outbox::routing_key.eq(cadenza_queue::topology::CANCEL_KEY),
+                outbox::payload.eq(cadenza_queue::encode(&envelope)),
+            ))
+            .execute(conn)
+            .await?;
+        Ok(())
+    }
+
     /// The outputs of the stages `kind` depends on.
     async fn inputs_for(
         &self,
@@ -304,6 +326,9 @@ impl Orchestrator {
         // In the same transaction as the final state: charged only for a song
         // that arrived, refunded otherwise, settled once.
         crate::credits::settle(conn, &run.owner, run.id, state).await?;
+        if state != RunState::Succeeded {
+            self.broadcast_cancel(conn, run.id).await?;
+        }
         projects::set_state(
             conn,
             run.project_id,

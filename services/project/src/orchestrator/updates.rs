@@ -67,9 +67,11 @@ impl Orchestrator {
             )));
         };
         let attempt = i32::try_from(update.attempt).unwrap_or(-1);
-        if attempt != stage.attempt || run_state.is_terminal() {
+        if attempt != stage.attempt {
             return Ok(Applied::Ignored);
         }
+        // A worker's lines about the current attempt are kept even after the run
+        // ended (a stage stopping because its run was cancelled says so).
         for log in &update.logs {
             let at = log
                 .log_time
@@ -96,7 +98,7 @@ impl Orchestrator {
             )
             .await?;
         }
-        if state.is_terminal() {
+        if state.is_terminal() || run_state.is_terminal() {
             return Ok(Applied::Ignored);
         }
         // Any report of the current attempt is a sign of life.
