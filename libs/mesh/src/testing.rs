@@ -194,3 +194,33 @@ pub async fn usage(channel: &Channel, token: &str) -> v1::Usage {
         .expect("usage")
         .into_inner()
 }
+
+/// Creates a project of the caller's from `fields` (title, prompt, duration...).
+pub async fn create_project(channel: &Channel, token: &str, fields: v1::Project) -> v1::Project {
+    v1::project_service_client::ProjectServiceClient::new(channel.clone())
+        .create_project(authed(
+            token,
+            v1::CreateProjectRequest {
+                project: Some(fields),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("create project")
+        .into_inner()
+}
+
+/// Starts generating `project` (`projects/{id}`) and returns its run.
+pub async fn generate(channel: &Channel, token: &str, project: &str) -> v1::Run {
+    v1::project_service_client::ProjectServiceClient::new(channel.clone())
+        .generate_song(authed(
+            token,
+            v1::GenerateSongRequest {
+                name: project.into(),
+                request_id: String::new(),
+            },
+        ))
+        .await
+        .expect("generate")
+        .into_inner()
+}

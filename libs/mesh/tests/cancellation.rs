@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TestMesh, authed};
+use cadenza_mesh::testing::{TestMesh, authed, create_project, generate};
 use cadenza_proto::v1::{
     self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
 };
@@ -16,32 +16,18 @@ async fn a_cancelled_song_stops_its_running_stage_at_the_next_checkpoint() {
     let token = mesh.token("canceller").await;
     let mut projects = ProjectServiceClient::new(channel.clone());
     // Ten minutes of music: the mix takes long enough to be caught in the middle.
-    let project = projects
-        .create_project(authed(
-            &token,
-            v1::CreateProjectRequest {
-                project: Some(v1::Project {
-                    title: "long".into(),
-                    prompt: "slow ambient drone".into(),
-                    duration_seconds: 600,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("create")
-        .into_inner();
-    projects
-        .generate_song(authed(
-            &token,
-            v1::GenerateSongRequest {
-                name: project.name.clone(),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("generate");
+    let project = create_project(
+        &channel,
+        &token,
+        v1::Project {
+            title: "long".into(),
+            prompt: "slow ambient drone".into(),
+            duration_seconds: 600,
+            ..Default::default()
+        },
+    )
+    .await;
+    generate(&channel, &token, &project.name).await;
     let status = |name: String| v1::GetProjectStatusRequest { name };
     tokio::time::timeout(Duration::from_secs(120), async {
         loop {

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cadenza_mesh::testing::{TestMesh, authed, finished_state};
+use cadenza_mesh::testing::{TestMesh, authed, create_project, finished_state, generate};
 use cadenza_proto::v1::{
     self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
 };
@@ -96,33 +96,19 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
     let channel = mesh.channel().await;
     let token = mesh.token("hosted-fan").await;
     let mut projects = ProjectServiceClient::new(channel.clone());
-    let project = projects
-        .create_project(authed(
-            &token,
-            v1::CreateProjectRequest {
-                project: Some(v1::Project {
-                    title: "hosted".into(),
-                    prompt: "a folk song about rivers".into(),
-                    duration_seconds: 6,
-                    has_vocals: true,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("create")
-        .into_inner();
-    projects
-        .generate_song(authed(
-            &token,
-            v1::GenerateSongRequest {
-                name: project.name.clone(),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("generate");
+    let project = create_project(
+        &channel,
+        &token,
+        v1::Project {
+            title: "hosted".into(),
+            prompt: "a folk song about rivers".into(),
+            duration_seconds: 6,
+            has_vocals: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    generate(&channel, &token, &project.name).await;
     assert_eq!(
         finished_state(&channel, &token, &project.name, Duration::from_secs(180)).await,
         v1::RunState::Succeeded

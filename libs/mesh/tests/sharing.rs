@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TestMesh, authed, finished_state, reason, register};
+use cadenza_mesh::testing::{
+    TestMesh, authed, create_project, finished_state, generate, reason, register,
+};
 use cadenza_proto::v1::{
     self, project_service_client::ProjectServiceClient, share_service_client::ShareServiceClient,
 };
@@ -22,22 +24,17 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
     let mut shares = ShareServiceClient::new(channel.clone());
     let owner = register(&channel, "gift-giver@example.com").await;
     let token = owner.access_token.clone();
-    let project = projects
-        .create_project(authed(
-            &token,
-            v1::CreateProjectRequest {
-                project: Some(v1::Project {
-                    title: "For Grandma".into(),
-                    prompt: "PRIVATE PROMPT: a warm folk song".into(),
-                    duration_seconds: 8,
-                    ..Default::default()
-                }),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("create")
-        .into_inner();
+    let project = create_project(
+        &channel,
+        &token,
+        v1::Project {
+            title: "For Grandma".into(),
+            prompt: "PRIVATE PROMPT: a warm folk song".into(),
+            duration_seconds: 8,
+            ..Default::default()
+        },
+    )
+    .await;
     let create = |message: &str| v1::CreateShareLinkRequest {
         parent: project.name.clone(),
         run: String::new(),
@@ -51,16 +48,7 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
     assert_eq!(err.code(), Code::FailedPrecondition);
     assert_eq!(reason(&err), "NO_COMPLETED_SONG");
 
-    projects
-        .generate_song(authed(
-            &token,
-            v1::GenerateSongRequest {
-                name: project.name.clone(),
-                request_id: String::new(),
-            },
-        ))
-        .await
-        .expect("generate");
+    generate(&channel, &token, &project.name).await;
     assert_eq!(
         finished_state(&channel, &token, &project.name, SONG_TIMEOUT).await,
         v1::RunState::Succeeded
