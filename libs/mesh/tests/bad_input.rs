@@ -177,12 +177,12 @@ async fn missing_forged_and_foreign_tokens_are_refused() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_same_request_id_fifty_times_at_once_makes_one() {
+async fn the_same_request_id_a_hundred_times_at_once_makes_one() {
     let mesh = TestMesh::start().await;
     let token = mesh.token("bob").await;
     let channel = mesh.channel().await;
 
-    let creates = (0..50).map(|_| {
+    let creates = (0..100).map(|_| {
         let mut client = ProjectServiceClient::new(channel.clone());
         let token = token.clone();
         async move {
@@ -216,7 +216,7 @@ async fn the_same_request_id_fifty_times_at_once_makes_one() {
         .into_inner();
     assert_eq!(listed.projects.len(), 1);
 
-    let generates = (0..50).map(|_| {
+    let generates = (0..100).map(|_| {
         let mut client = ProjectServiceClient::new(channel.clone());
         let (token, name) = (token.clone(), names[0].clone());
         async move {
