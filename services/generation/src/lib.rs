@@ -37,7 +37,7 @@ pub async fn run(
     let storage =
         StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?)
             .max_decoding_message_size(8 << 20);
-    let chain = Arc::new(build_chain(&config.providers));
+    let chain = Arc::new(build_chain(&config.providers).context("hosted provider HTTP client")?);
     let worker = Arc::new(worker::Worker {
         publisher: publisher.clone(),
         storage,
@@ -125,27 +125,27 @@ pub async fn run(
 
 /// The built-in engine first (the default for every stage), then each hosted
 /// provider whose key is configured.
-pub fn build_chain(config: &config::ProvidersConfig) -> Chain {
+pub fn build_chain(config: &config::ProvidersConfig) -> Result<Chain, reqwest::Error> {
     let mut providers: Vec<Arc<dyn Provider>> = vec![Arc::new(Builtin)];
     if let Some(fal) = &config.fal {
-        providers.push(Arc::new(Hosted::new("fal", Flavor::Fal, fal.clone())));
+        providers.push(Arc::new(Hosted::new("fal", Flavor::Fal, fal.clone())?));
     }
     if let Some(replicate) = &config.replicate {
         providers.push(Arc::new(Hosted::new(
             "replicate",
             Flavor::Replicate,
             replicate.clone(),
-        )));
+        )?));
     }
     for provider in &providers {
         tracing::info!(provider = provider.name(), "provider available");
     }
-    Chain::new(
+    Ok(Chain::new(
         providers,
         config.order.clone(),
         config.retry,
         config.breaker,
-    )
+    ))
 }
 
 /// `cadenza.v1.ProviderService`: this replica's view of its providers.

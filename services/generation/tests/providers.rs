@@ -253,16 +253,22 @@ async fn setup(fal: Behaviour, replicate: Behaviour, attempts: u32, threshold: u
         (start("fal", fal).await, start("replicate", replicate).await);
     let providers: Vec<Arc<dyn Provider>> = vec![
         Arc::new(Builtin),
-        Arc::new(Hosted::new(
-            "fal",
-            Flavor::Fal,
-            hosted_config(&fal_server, "fal-key", "models/stage"),
-        )),
-        Arc::new(Hosted::new(
-            "replicate",
-            Flavor::Replicate,
-            hosted_config(&replicate_server, "rep-token", "v1-model"),
-        )),
+        Arc::new(
+            Hosted::new(
+                "fal",
+                Flavor::Fal,
+                hosted_config(&fal_server, "fal-key", "models/stage"),
+            )
+            .expect("client"),
+        ),
+        Arc::new(
+            Hosted::new(
+                "replicate",
+                Flavor::Replicate,
+                hosted_config(&replicate_server, "rep-token", "v1-model"),
+            )
+            .expect("client"),
+        ),
     ];
     let order = HashMap::from([(Stage::Lyrics, vec!["fal", "replicate", "builtin"])]);
     let chain = Chain::new(
@@ -484,11 +490,14 @@ async fn a_failing_provider_trips_its_circuit_and_is_probed_again_later() {
 #[tokio::test]
 async fn when_every_provider_fails_the_last_error_is_reported() {
     let s = setup(Behaviour::Forbidden, Behaviour::Forbidden, 2, 50).await;
-    let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(Hosted::new(
-        "fal",
-        Flavor::Fal,
-        hosted_config(&s.fal, "fal-key", "models/stage"),
-    ))];
+    let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(
+        Hosted::new(
+            "fal",
+            Flavor::Fal,
+            hosted_config(&s.fal, "fal-key", "models/stage"),
+        )
+        .expect("client"),
+    )];
     let only_fal = Chain::new(
         providers,
         HashMap::new(),

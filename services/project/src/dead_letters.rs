@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use cadenza_db::Pool;
-use cadenza_db::schema::{dead_letters, outbox};
+use cadenza_db::schema::{dead_letters, outbox, runs, stages};
 use cadenza_proto::v1::{self, envelope::Body};
 use cadenza_queue::consume::{Handled, Incoming};
 use chrono::{DateTime, Utc};
@@ -54,6 +54,9 @@ fn describe(payload: &[u8]) -> Described {
                 work: Some(work),
             }
         }
+        // Broadcasts go to exclusive queues without a dead-letter exchange, so one
+        // arrives here only if published by hand; it is filed with the stage
+        // updates, the messages about a run's course.
         Body::RunCancelled(cancelled) => Described {
             message_id: envelope.message_id,
             kind: "stage_update",
@@ -204,81 +207,51 @@ impl Orchestrator {
     }
 }
 
-type Row = (
-    Uuid,
-    String,
-    String,
-    Option<Uuid>,
-    Option<Uuid>,
-    Vec<u8>,
-    DateTime<Utc>,
-    Option<DateTime<Utc>>,
-);
+/// A dead letter as administrators see it (its bytes only by size).
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = dead_letters, check_for_backend(diesel::pg::Pg))]
+struct Letter {
+    id: Uuid,
+    kind: String,
+    reason: String,
+    run_id: Option<Uuid>,
+    payload: Vec<u8>,
+    created_at: DateTime<Utc>,
+    requeued_at: Option<DateTime<Utc>>,
+}
 
-fn proto(row: Row, project_of: Option<Uuid>, stage_kind: Option<&str>) -> v1::DeadLetter {
-    let (id, kind, reason, run_id, _stage, payload, created, requeued) = row;
+/// `project_id` and `stage_kind` are those of the run and stage the letter
+/// names, when they still exist.
+fn proto(letter: Letter, project_id: Option<Uuid>, stage_kind: Option<&str>) -> v1::DeadLetter {
     v1::DeadLetter {
-        name: format!("deadLetters/{id}"),
-        kind,
-        reason,
-        run: match (project_of, run_id) {
+        name: format!("deadLetters/{}", letter.id),
+        kind: letter.kind,
+        reason: letter.reason,
+        run: match (project_id, letter.run_id) {
             (Some(project), Some(run)) => format!("projects/{project}/runs/{run}"),
             _ => String::new(),
         },
         stage_kind: stage_kind
             .and_then(StageKind::parse)
             .map_or(v1::StageKind::Unspecified, StageKind::proto) as i32,
-        size_bytes: payload.len() as i64,
-        create_time: Some(cadenza_proto::timestamp(created)),
-        requeue_time: requeued.map(cadenza_proto::timestamp),
+        size_bytes: letter.payload.len() as i64,
+        create_time: Some(cadenza_proto::timestamp(letter.created_at)),
+        requeue_time: letter.requeued_at.map(cadenza_proto::timestamp),
     }
 }
 
-fn columns() -> (
-    dead_letters::id,
-    dead_letters::kind,
-    dead_letters::reason,
-    dead_letters::run_id,
-    dead_letters::stage_id,
-    dead_letters::payload,
-    dead_letters::created_at,
-    dead_letters::requeued_at,
-) {
-    (
-        dead_letters::id,
-        dead_letters::kind,
-        dead_letters::reason,
-        dead_letters::run_id,
-        dead_letters::stage_id,
-        dead_letters::payload,
-        dead_letters::created_at,
-        dead_letters::requeued_at,
-    )
+/// Dead letters with the project of their run and the kind of their stage, in
+/// one query.
+#[diesel::dsl::auto_type]
+fn with_context() -> _ {
+    let letter: diesel::dsl::AsSelect<Letter, diesel::pg::Pg> = Letter::as_select();
+    dead_letters::table
+        .left_join(runs::table.on(runs::id.nullable().eq(dead_letters::run_id)))
+        .left_join(stages::table.on(stages::id.nullable().eq(dead_letters::stage_id)))
+        .select((letter, runs::project_id.nullable(), stages::kind.nullable()))
 }
 
-/// Adds the project and stage kind a dead letter's ids point at.
-async fn enrich(conn: &mut AsyncPgConnection, row: Row) -> QueryResult<v1::DeadLetter> {
-    use cadenza_db::schema::{runs, stages};
-    let project = match row.3 {
-        Some(run) => runs::table
-            .find(run)
-            .select(runs::project_id)
-            .first::<Uuid>(conn)
-            .await
-            .optional()?,
-        None => None,
-    };
-    let kind = match row.4 {
-        Some(stage) => stages::table
-            .find(stage)
-            .select(stages::kind)
-            .first::<String>(conn)
-            .await
-            .optional()?,
-        None => None,
-    };
-    Ok(proto(row, project, kind.as_deref()))
-}
+type WithContext = (Letter, Option<Uuid>, Option<String>);
 
 /// A page of dead letters, newest first.
 pub async fn list(
@@ -286,10 +259,9 @@ pub async fn list(
     size: i64,
     after: Option<(DateTime<Utc>, Uuid)>,
 ) -> ApiResult<(Vec<v1::DeadLetter>, Option<(DateTime<Utc>, Uuid)>)> {
-    let mut query = dead_letters::table
+    let mut query = with_context()
         .order((dead_letters::created_at.desc(), dead_letters::id.desc()))
         .limit(size + 1)
-        .select(columns())
         .into_boxed();
     if let Some((time, id)) = after {
         query = query.filter(
@@ -300,18 +272,20 @@ pub async fn list(
                     .and(dead_letters::id.lt(id))),
         );
     }
-    let mut rows: Vec<Row> = query.load(conn).await?;
+    let mut rows: Vec<WithContext> = query.load(conn).await?;
     let next = if rows.len() as i64 > size {
         rows.truncate(size as usize);
-        rows.last().map(|r| (r.6, r.0))
+        rows.last()
+            .map(|(letter, ..)| (letter.created_at, letter.id))
     } else {
         None
     };
-    let mut letters = Vec::with_capacity(rows.len());
-    for row in rows {
-        letters.push(enrich(conn, row).await?);
-    }
-    Ok((letters, next))
+    Ok((
+        rows.into_iter()
+            .map(|(letter, project, kind)| proto(letter, project, kind.as_deref()))
+            .collect(),
+        next,
+    ))
 }
 
 /// Publishes a dead letter again (through the outbox, so it is not lost) and
@@ -346,12 +320,15 @@ pub async fn requeue(
             ))
             .execute(conn)
             .await?;
-        let row: Row = diesel::update(dead_letters::table.find(id))
+        diesel::update(dead_letters::table.find(id))
             .set(dead_letters::requeued_at.eq(Utc::now()))
-            .returning(columns())
-            .get_result(conn)
+            .execute(conn)
             .await?;
-        Ok(enrich(conn, row).await?)
+        let (letter, project, kind): WithContext = with_context()
+            .filter(dead_letters::id.eq(id))
+            .first(conn)
+            .await?;
+        Ok(proto(letter, project, kind.as_deref()))
     })
     .await
 }

@@ -20,15 +20,6 @@ pub struct FreeTier {
     pub songs_per_day: u32,
 }
 
-/// What a plan allows, as `UsageService` shows it.
-#[derive(Debug, Clone, Copy)]
-pub struct Allowance {
-    pub max_song_seconds: u32,
-    pub songs_per_day: u32,
-    pub songs_today: u32,
-    pub day_resets_at: DateTime<Utc>,
-}
-
 /// The start of `now`'s UTC day and the start of the next.
 pub fn utc_day(now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
     let start = now
@@ -85,22 +76,9 @@ pub async fn songs_today(
 }
 
 impl FreeTier {
-    /// What `owner`'s plan allows now; `None` when no caps apply.
-    pub async fn allowance(
-        &self,
-        conn: &mut AsyncPgConnection,
-        owner: &str,
-        now: DateTime<Utc>,
-    ) -> QueryResult<Option<Allowance>> {
-        if plan_of(conn, owner, false).await?.as_deref() != Some("free") {
-            return Ok(None);
-        }
-        Ok(Some(Allowance {
-            max_song_seconds: self.max_song_seconds,
-            songs_per_day: self.songs_per_day,
-            songs_today: songs_today(conn, owner, now).await?,
-            day_resets_at: utc_day(now).1,
-        }))
+    /// The caps that apply to an account on `plan` (`None` for none).
+    pub fn caps_for(&self, plan: Option<&str>) -> Option<Self> {
+        (plan == Some("free")).then_some(*self)
     }
 
     /// Refuses a song the owner's plan does not allow; call inside the

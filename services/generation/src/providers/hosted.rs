@@ -139,18 +139,23 @@ fn text(value: &Value, key: &str) -> Option<String> {
 }
 
 impl Hosted {
-    pub fn new(name: &'static str, flavor: Flavor, config: HostedConfig) -> Self {
+    /// Fails only when the HTTP client cannot be built (no TLS roots, say): a
+    /// client without its timeouts would let a hung provider hang the stage.
+    pub fn new(
+        name: &'static str,
+        flavor: Flavor,
+        config: HostedConfig,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(config.http_timeout)
             .connect_timeout(config.http_timeout.min(Duration::from_secs(10)))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self {
+            .build()?;
+        Ok(Self {
             name,
             flavor,
             config,
             client,
-        }
+        })
     }
 
     fn authorize(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {

@@ -62,33 +62,21 @@ impl UsageService for UsageApi {
         let plan = plans::plan_of(&mut conn, &owner, false)
             .await
             .map_err(ApiError::from)?;
-        let allowance = free_tier
-            .allowance(&mut conn, &owner, now)
+        let songs_today = plans::songs_today(&mut conn, &owner, now)
             .await
             .map_err(ApiError::from)?;
-        let limits = match allowance {
-            Some(a) => v1::UsageLimits {
-                max_song_seconds: to_i32(match a.max_song_seconds {
-                    0 => self.shared.max_duration_seconds,
-                    cap => cap.min(self.shared.max_duration_seconds),
-                }),
-                songs_per_day: to_i32(a.songs_per_day),
-                songs_today: to_i32(a.songs_today),
-                day_reset_time: Some(cadenza_proto::timestamp(a.day_resets_at)),
-                credits_per_second: 1,
-            },
-            // No free-tier caps: only the service-wide song length applies.
-            None => v1::UsageLimits {
-                max_song_seconds: to_i32(self.shared.max_duration_seconds),
-                songs_per_day: 0,
-                songs_today: to_i32(
-                    plans::songs_today(&mut conn, &owner, now)
-                        .await
-                        .map_err(ApiError::from)?,
-                ),
-                day_reset_time: Some(cadenza_proto::timestamp(plans::utc_day(now).1)),
-                credits_per_second: 1,
-            },
+        let service_max = self.shared.max_duration_seconds;
+        let caps = free_tier.caps_for(plan.as_deref());
+        let limits = v1::UsageLimits {
+            // A plan's cap never exceeds the service-wide song length; 0 is no cap.
+            max_song_seconds: to_i32(match caps.map_or(0, |c| c.max_song_seconds) {
+                0 => service_max,
+                cap => cap.min(service_max),
+            }),
+            songs_per_day: to_i32(caps.map_or(0, |c| c.songs_per_day)),
+            songs_today: to_i32(songs_today),
+            day_reset_time: Some(cadenza_proto::timestamp(plans::utc_day(now).1)),
+            credits_per_second: 1,
         };
         let run_ids: Vec<Uuid> = entries.iter().filter_map(|e| e.2).collect();
         let projects: HashMap<Uuid, Uuid> = runs::table
