@@ -82,8 +82,10 @@ pub fn build_pool(config: &DbConfig) -> anyhow::Result<Pool> {
     Ok(pool)
 }
 
-/// Whether the database answers a trivial query: the readiness signal.
+/// Whether the database answers a trivial query: the readiness signal. Readiness
+/// is probed every few seconds, so this is also where the pool's gauges are kept.
 pub async fn ping(pool: &Pool) -> bool {
+    record_pool_gauges(pool);
     let Ok(mut conn) = pool.get().await else {
         return false;
     };
@@ -91,6 +93,16 @@ pub async fn ping(pool: &Pool) -> bool {
         .execute(&mut conn)
         .await
         .is_ok()
+}
+
+/// `cadenza_db_pool_connections{state}` (in use, idle) and the pool's limit.
+pub fn record_pool_gauges(pool: &Pool) {
+    let status = pool.status();
+    let idle = status.available;
+    let in_use = status.size.saturating_sub(idle);
+    metrics::gauge!("cadenza_db_pool_connections", "state" => "in_use").set(in_use as f64);
+    metrics::gauge!("cadenza_db_pool_connections", "state" => "idle").set(idle as f64);
+    metrics::gauge!("cadenza_db_pool_max_connections").set(status.max_size as f64);
 }
 
 /// The error of taking a connection from the pool.

@@ -96,6 +96,10 @@ impl Mesh {
             "CADENZA_PROJECT_URL",
             format!("http://{}", project_grpc.local_addr()?),
         );
+        env.set(
+            "CADENZA_GENERATION_URL",
+            format!("http://{}", generation_grpc.local_addr()?),
+        );
         env.set("CADENZA_STORAGE_HTTP_ADDR", storage_http_addr.to_string());
         if env.optional("CADENZA_STORAGE_PUBLIC_URL").is_none() {
             env.set(

@@ -144,6 +144,30 @@ pub async fn register(channel: &Channel, email: &str) -> v1::Session {
 }
 
 /// The `ErrorInfo` reason of a status, or empty.
+/// Registers `email`, makes it an administrator in the database (there is no
+/// other way to make the first one) and signs it in: its access token.
+pub async fn admin_token(mesh: &TestMesh, channel: &Channel, email: &str) -> String {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    register(channel, email).await;
+    let mut conn = diesel_async::AsyncPgConnection::establish(&mesh.database.url)
+        .await
+        .expect("database");
+    diesel::sql_query("UPDATE users SET role = 'admin' WHERE email = $1")
+        .bind::<diesel::sql_types::Text, _>(email)
+        .execute(&mut conn)
+        .await
+        .expect("make an admin");
+    v1::auth_service_client::AuthServiceClient::new(channel.clone())
+        .login(v1::LoginRequest {
+            email: email.into(),
+            password: TEST_PASSWORD.into(),
+        })
+        .await
+        .expect("admin login")
+        .into_inner()
+        .access_token
+}
+
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status

@@ -5,34 +5,13 @@
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TEST_PASSWORD, TestMesh, authed, register};
+use cadenza_mesh::testing::{TestMesh, admin_token, authed, register};
 use cadenza_proto::v1::{self, admin_service_client::AdminServiceClient};
 use cadenza_queue::{Publisher, topology::WORK_KEY};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tonic::Code;
 use tonic::transport::Channel;
 
 const GARBAGE: &[u8] = b"\x00\x01 this is not an envelope";
-
-async fn admin_token(mesh: &TestMesh, channel: &Channel) -> String {
-    register(channel, "ops@example.com").await;
-    let mut conn = AsyncPgConnection::establish(&mesh.database.url)
-        .await
-        .expect("database");
-    diesel::sql_query("UPDATE users SET role = 'admin' WHERE email = 'ops@example.com'")
-        .execute(&mut conn)
-        .await
-        .expect("make an admin");
-    v1::auth_service_client::AuthServiceClient::new(channel.clone())
-        .login(v1::LoginRequest {
-            email: "ops@example.com".into(),
-            password: TEST_PASSWORD.into(),
-        })
-        .await
-        .expect("admin login")
-        .into_inner()
-        .access_token
-}
 
 /// Polls the dead letters until `done` holds for the list.
 async fn wait_for(
@@ -62,7 +41,7 @@ async fn wait_for(
 async fn an_unreadable_message_is_dead_lettered_listed_and_requeued() {
     let mesh = TestMesh::start().await;
     let channel = mesh.channel().await;
-    let token = admin_token(&mesh, &channel).await;
+    let token = admin_token(&mesh, &channel, "ops@example.com").await;
     let mut admin = AdminServiceClient::new(channel.clone());
 
     // Someone publishes garbage as stage work: a worker rejects it.

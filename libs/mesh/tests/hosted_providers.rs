@@ -13,7 +13,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use cadenza_mesh::testing::{TestMesh, authed, create_project, finished_state, generate};
+use cadenza_mesh::testing::{
+    TestMesh, admin_token, authed, create_project, finished_state, generate, reason,
+};
 use cadenza_proto::v1::{
     self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
 };
@@ -216,7 +218,7 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
     let entries = &logs.logs;
     assert!(entries.iter().all(|l| l.project == project.name
         && l.run.starts_with(&format!("{}/runs/", project.name))
-        && l.worker_id.starts_with("generation-")));
+        && !l.worker_id.is_empty()));
     let refused = entries
         .iter()
         .find(|l| l.provider == "fal")
@@ -234,4 +236,31 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
     assert!(text.contains("fal: PROVIDER_AUTH"), "{text}");
     assert!(text.contains("replicate made 1 artifacts"), "{text}");
     assert!(!text.contains("rivers"), "the prompt never reaches a log");
+
+    // Administrators see, through the gateway, each replica's view of its
+    // providers: fal failing with the refusal, replicate fine, and which replica
+    // (the worker that wrote the log lines above) says so.
+    let mut health = v1::provider_service_client::ProviderServiceClient::new(channel.clone());
+    let err = health
+        .get_provider_health(authed(&token, v1::GetProviderHealthRequest {}))
+        .await
+        .expect_err("not an administrator");
+    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{}", reason(&err));
+    let admin = admin_token(&mesh, &channel, "ops@example.com").await;
+    let view = health
+        .get_provider_health(authed(&admin, v1::GetProviderHealthRequest {}))
+        .await
+        .expect("provider health")
+        .into_inner();
+    assert!(view.unreachable_replicas.is_empty(), "{view:?}");
+    let of = |name: &str| {
+        view.providers
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap_or_else(|| panic!("{name} in {view:?}"))
+    };
+    let (fal, replicate) = (of("fal"), of("replicate"));
+    assert!(!fal.ok && fal.last_error.contains("PROVIDER_AUTH"), "{fal:?}");
+    assert!(replicate.ok && replicate.calls >= 1, "{replicate:?}");
+    assert_eq!(fal.replica, made.worker_id, "the replica is the worker that ran it");
 }

@@ -10,7 +10,7 @@ pub use config::QueueConfig;
 pub use consume::{Handled, consume, listen};
 pub use envelope::{EnvelopeError, decode, encode};
 pub use lapin;
-pub use publish::Publisher;
+pub use publish::{Publisher, QueueDepth};
 pub use topology::Topology;
 
 /// Connects to the broker, naming the connection after the service for the

@@ -1,7 +1,7 @@
 //! Publishing with publisher confirms.
 
 use lapin::Confirmation;
-use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection};
 use tokio::sync::Mutex;
@@ -17,6 +17,15 @@ pub enum PublishError {
     Refused,
     #[error("the message could not be routed to any queue")]
     Unroutable,
+}
+
+/// One queue as the broker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueDepth {
+    pub queue: String,
+    /// Messages waiting to be delivered (not those delivered and unacknowledged).
+    pub ready: u32,
+    pub consumers: u32,
 }
 
 struct Link {
@@ -114,6 +123,52 @@ impl Publisher {
             connection,
             channel,
         })
+    }
+
+    /// The work, update and dead-letter queues' depths, by passive declares on
+    /// the publishing channel (connecting if needed).
+    pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, PublishError> {
+        let mut guard = self.link.lock().await;
+        if guard
+            .as_ref()
+            .is_none_or(|link| !link.connection.status().connected())
+        {
+            *guard = Some(self.open().await?);
+        }
+        let Some(link) = guard.as_ref() else {
+            return Err(PublishError::Refused);
+        };
+        let mut depths = Vec::with_capacity(3);
+        for queue in [
+            self.topology.work_queue(),
+            self.topology.update_queue(),
+            self.topology.dead_letter_queue(),
+        ] {
+            let declared = link
+                .channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await;
+            match declared {
+                Ok(found) => depths.push(QueueDepth {
+                    queue,
+                    ready: found.message_count(),
+                    consumers: found.consumer_count(),
+                }),
+                Err(err) => {
+                    // A failed passive declare closes the channel: start afresh next time.
+                    *guard = None;
+                    return Err(err.into());
+                }
+            }
+        }
+        Ok(depths)
     }
 
     /// Whether the broker can be reached (connecting if needed): the readiness signal.

@@ -9,12 +9,15 @@ pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
 /// Where `make web` puts the studio, relative to the working directory.
 pub const DEFAULT_WEB_DIR: &str = "web/dist";
 pub const DEFAULT_PROJECT_URL: &str = "http://127.0.0.1:50061";
+pub const DEFAULT_GENERATION_URL: &str = "http://127.0.0.1:50062";
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub project_url: String,
+    /// Asked (every replica its host name resolves to) for provider health.
+    pub generation_url: String,
     pub dev_mode: bool,
     /// No active secret only in dev mode: a random key is made at start-up.
     pub jwt: JwtSecrets,
@@ -34,6 +37,7 @@ impl Config {
             addr: env.addr("CADENZA_GATEWAY_ADDR", DEFAULT_ADDR),
             admin_addr: env.addr("CADENZA_GATEWAY_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             project_url: env.string("CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
+            generation_url: env.string("CADENZA_GENERATION_URL", DEFAULT_GENERATION_URL),
             dev_mode,
             jwt,
             limits: crate::limits::LimitsConfig::from_env(env),

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod config;
 pub mod key_cache;
 pub mod limits;
+pub mod providers;
 pub mod proxy;
 pub mod web;
 
@@ -18,7 +19,8 @@ use cadenza_proto::v1::{
     auth_service_client::AuthServiceClient, auth_service_server::AuthServiceServer,
     credential_service_client::CredentialServiceClient, dev_service_server::DevServiceServer,
     project_service_client::ProjectServiceClient, project_service_server::ProjectServiceServer,
-    share_service_client::ShareServiceClient, share_service_server::ShareServiceServer,
+    provider_service_server::ProviderServiceServer, share_service_client::ShareServiceClient,
+    share_service_server::ShareServiceServer,
     track_service_client::TrackServiceClient, track_service_server::TrackServiceServer,
     usage_service_client::UsageServiceClient, usage_service_server::UsageServiceServer,
 };
@@ -114,6 +116,7 @@ pub async fn run(
         "cadenza.v1.AdminService",
         "cadenza.v1.UsageService",
         "cadenza.v1.ShareService",
+        "cadenza.v1.ProviderService",
     ])
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
@@ -170,7 +173,13 @@ pub async fn run(
         .add_service(
             ShareServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
         )
-        .add_service(AssetServiceServer::new(proxy).max_decoding_message_size(MAX_REQUEST_BYTES));
+        .add_service(
+            AssetServiceServer::new(proxy.clone()).max_decoding_message_size(MAX_REQUEST_BYTES),
+        )
+        .add_service(ProviderServiceServer::new(providers::ProviderHealthProxy {
+            proxy,
+            generation_url: config.generation_url.clone(),
+        }));
     if let Some(dev) = dev {
         services.add_service(dev);
     }

@@ -52,7 +52,7 @@ pub struct Proxy {
 
 /// What a call needs of its caller beyond a valid credential.
 #[derive(Debug, Clone, Copy)]
-enum Needs {
+pub(crate) enum Needs {
     /// Reading (an API key needs the `read` scope).
     Read,
     /// Creating, changing or generating: not viewers; keys need `generate`.
@@ -104,7 +104,7 @@ const API_KEY_PREFIX: &str = "cdz_ak_";
 impl Proxy {
     /// Authenticates, authorises and rate-limits a call, and builds the fresh
     /// upstream request that carries the caller's identity and nothing else.
-    async fn admit<T>(&self, request: Request<T>, needs: Needs) -> Result<Request<T>, Status> {
+    pub(crate) async fn admit<T>(&self, request: Request<T>, needs: Needs) -> Result<Request<T>, Status> {
         let caller = self.caller(&request).await?;
         let class = match needs {
             Needs::Read => {

@@ -38,10 +38,11 @@ pub async fn run(
         StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?)
             .max_decoding_message_size(8 << 20);
     let chain = Arc::new(build_chain(&config.providers).context("hosted provider HTTP client")?);
+    let replica = replica_id();
     let worker = Arc::new(worker::Worker {
         publisher: publisher.clone(),
         storage,
-        worker_id: format!("generation-{}", uuid::Uuid::new_v4().simple()),
+        worker_id: replica.clone(),
         chain: chain.clone(),
         heartbeat: config.heartbeat,
         running: worker::RunningRuns::default(),
@@ -109,7 +110,7 @@ pub async fn run(
             "generation",
         ))
         .add_service(health_service)
-        .add_service(ProviderServiceServer::new(ProviderHealthApi { chain }))
+        .add_service(ProviderServiceServer::new(ProviderHealthApi { chain, replica }))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(
@@ -151,6 +152,19 @@ pub fn build_chain(config: &config::ProvidersConfig) -> Result<Chain, reqwest::E
 /// `cadenza.v1.ProviderService`: this replica's view of its providers.
 pub struct ProviderHealthApi {
     pub chain: Arc<Chain>,
+    /// Named in every entry, so a merged view across replicas says whose it is.
+    pub replica: String,
+}
+
+/// This process's worker id: the host name (a pod's name in Kubernetes) and a
+/// random suffix, so logs and provider health name the replica a person can find.
+fn replica_id() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty() && h.len() <= 63)
+        .unwrap_or_else(|| "generation".into());
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}", &suffix[..8])
 }
 
 #[tonic::async_trait]
@@ -159,8 +173,13 @@ impl ProviderService for ProviderHealthApi {
         &self,
         _: tonic::Request<v1::GetProviderHealthRequest>,
     ) -> Result<tonic::Response<v1::GetProviderHealthResponse>, tonic::Status> {
+        let mut providers = self.chain.health();
+        for provider in &mut providers {
+            provider.replica.clone_from(&self.replica);
+        }
         Ok(tonic::Response::new(v1::GetProviderHealthResponse {
-            providers: self.chain.health(),
+            providers,
+            unreachable_replicas: vec![],
         }))
     }
 }

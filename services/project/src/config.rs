@@ -88,6 +88,11 @@ impl Config {
                     3600,
                     10..=86_400,
                 )),
+                lost_work_after: std::time::Duration::from_secs(env.bounded(
+                    "CADENZA_STAGE_LOST_WORK_SECONDS",
+                    120,
+                    5..=86_400,
+                )),
             },
             reconcile_every: std::time::Duration::from_secs(env.bounded(
                 "CADENZA_RECONCILE_SECONDS",

@@ -5,6 +5,7 @@ pub mod api;
 pub mod config;
 pub mod credits;
 pub mod dead_letters;
+pub mod gauges;
 pub mod domain;
 pub mod error;
 pub mod orchestrator;
@@ -147,6 +148,7 @@ pub async fn run(
     }
     tasks.spawn(reconcile_forever(
         pool.clone(),
+        publisher.clone(),
         orchestrator.clone(),
         config.reconcile,
         config.reconcile_every,
@@ -236,9 +238,11 @@ pub async fn run(
 }
 
 /// Reconciles at start-up (a crash may have left stages running) and then every
-/// `every`, until shutdown.
+/// `every`, until shutdown. Each pass first asks the broker for its queue depths
+/// (kept as gauges; the reconciler needs them to tell lost work from a backlog).
 async fn reconcile_forever(
     pool: cadenza_db::Pool,
+    publisher: Arc<Publisher>,
     orchestrator: orchestrator::Orchestrator,
     config: orchestrator::reconcile::ReconcileConfig,
     every: std::time::Duration,
@@ -251,10 +255,12 @@ async fn reconcile_forever(
             () = shutdown.cancelled() => return,
             _ = ticks.tick() => {}
         }
+        let queues = gauges::observe_queues(&publisher).await;
         let pass = async {
             let mut conn = pool.get().await.map_err(error::ApiError::from)?;
+            gauges::observe_dead_letters(&mut conn).await?;
             orchestrator
-                .reconcile(&mut conn, config, chrono::Utc::now())
+                .reconcile(&mut conn, config, chrono::Utc::now(), queues)
                 .await
         };
         match pass.await {

@@ -467,12 +467,13 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     let config = ReconcileConfig {
         heartbeat_timeout: std::time::Duration::from_secs(60),
         stage_timeout: std::time::Duration::from_secs(3600),
+        lost_work_after: std::time::Duration::from_secs(120),
     };
     let now = || chrono::Utc::now();
     // A queued stage is nobody's to lose; a running one with recent reports is fine.
     assert_eq!(
         f.orchestrator
-            .reconcile(&mut f.conn, config, now())
+            .reconcile(&mut f.conn, config, now(), None)
             .await
             .expect("pass"),
         Reconciled::default()
@@ -491,7 +492,7 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     .await;
     assert_eq!(
         f.orchestrator
-            .reconcile(&mut f.conn, config, now())
+            .reconcile(&mut f.conn, config, now(), None)
             .await
             .expect("pass"),
         Reconciled::default()
@@ -503,7 +504,7 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     let later = now() + chrono::Duration::seconds(120);
     let done = f
         .orchestrator
-        .reconcile(&mut f.conn, config, later)
+        .reconcile(&mut f.conn, config, later, None)
         .await
         .expect("pass");
     assert_eq!(
@@ -519,7 +520,7 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     // Running it twice (or on a second replica) changes nothing more.
     let again = f
         .orchestrator
-        .reconcile(&mut f.conn, config, later)
+        .reconcile(&mut f.conn, config, later, None)
         .await
         .expect("pass");
     assert_eq!(again, Reconciled::default());
@@ -540,7 +541,7 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     let much_later = now() + chrono::Duration::seconds(600);
     let done = f
         .orchestrator
-        .reconcile(&mut f.conn, config, much_later)
+        .reconcile(&mut f.conn, config, much_later, None)
         .await
         .expect("pass");
     assert_eq!(
@@ -563,6 +564,7 @@ async fn a_stage_past_its_time_limit_is_retried_even_while_it_beats() {
     let config = ReconcileConfig {
         heartbeat_timeout: std::time::Duration::from_secs(60),
         stage_timeout: std::time::Duration::from_secs(600),
+        lost_work_after: std::time::Duration::from_secs(120),
     };
     f.report(
         StageKind::Composition,
@@ -579,7 +581,7 @@ async fn a_stage_past_its_time_limit_is_retried_even_while_it_beats() {
         .expect("fresh heartbeat");
     let done = f
         .orchestrator
-        .reconcile(&mut f.conn, config, later)
+        .reconcile(&mut f.conn, config, later, None)
         .await
         .expect("pass");
     assert_eq!(
@@ -599,6 +601,97 @@ async fn a_stage_past_its_time_limit_is_retried_even_while_it_beats() {
         logs.iter()
             .any(|m| m.contains("STAGE_TIMEOUT") && m.contains("time limit")),
         "{logs:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_queued_stage_whose_work_the_broker_lost_is_queued_again() {
+    use cadenza_project::orchestrator::reconcile::{QueueView, ReconcileConfig, Reconciled};
+    let mut f = fixture(false).await;
+    let config = ReconcileConfig {
+        heartbeat_timeout: std::time::Duration::from_secs(60),
+        stage_timeout: std::time::Duration::from_secs(3600),
+        lost_work_after: std::time::Duration::from_secs(120),
+    };
+    let empty = Some(QueueView {
+        work_ready: 0,
+        updates_ready: 0,
+    });
+    let later = chrono::Utc::now() + chrono::Duration::seconds(300);
+    // The work is still in the outbox: on its way, not lost.
+    assert_eq!(
+        f.orchestrator
+            .reconcile(&mut f.conn, config, later, empty)
+            .await
+            .expect("pass"),
+        Reconciled::default()
+    );
+    // Published; a message still waits in the queue, or the broker could not be
+    // asked, or updates are still on their way: a backlog, not a loss.
+    diesel::update(outbox::table)
+        .set(outbox::published_at.eq(chrono::Utc::now()))
+        .execute(&mut f.conn)
+        .await
+        .expect("mark published");
+    for view in [
+        Some(QueueView {
+            work_ready: 1,
+            updates_ready: 0,
+        }),
+        Some(QueueView {
+            work_ready: 0,
+            updates_ready: 3,
+        }),
+        None,
+    ] {
+        assert_eq!(
+            f.orchestrator
+                .reconcile(&mut f.conn, config, later, view)
+                .await
+                .expect("pass"),
+            Reconciled::default(),
+            "{view:?}"
+        );
+    }
+    // Queued only a moment ago: too early to call it lost.
+    assert_eq!(
+        f.orchestrator
+            .reconcile(&mut f.conn, config, chrono::Utc::now(), empty)
+            .await
+            .expect("pass"),
+        Reconciled::default()
+    );
+
+    // Five minutes on, nothing anywhere could start it: queued again as attempt 2.
+    let done = f
+        .orchestrator
+        .reconcile(&mut f.conn, config, later, empty)
+        .await
+        .expect("pass");
+    assert_eq!(
+        done,
+        Reconciled {
+            retried: 1,
+            failed: 0
+        }
+    );
+    let stage = f.stage(StageKind::Composition).await;
+    assert_eq!((stage.state.as_str(), stage.attempt), ("queued", 2));
+    assert_eq!(f.unpublished().await, 1, "the new attempt's work is in the outbox");
+    let messages: Vec<String> = cadenza_db::schema::stage_events::table
+        .filter(cadenza_db::schema::stage_events::project_id.eq(f.project_id))
+        .select(cadenza_db::schema::stage_events::message)
+        .load(&mut f.conn)
+        .await
+        .expect("events");
+    assert!(
+        messages.iter().any(|m| m.contains("WORK_LOST")),
+        "{messages:?}"
+    );
+    // A stray delivery of the lost attempt, should it surface, changes nothing.
+    assert_eq!(
+        f.complete(StageKind::Composition, 1).await,
+        Applied::Ignored
     );
 }
 

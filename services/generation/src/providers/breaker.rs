@@ -177,6 +177,8 @@ impl Breaker {
                 .and_then(|d| prost_types::Duration::try_from(*d).ok()),
             calls: state.calls,
             failures: state.failures,
+            // Filled in by the service, which knows which replica it is.
+            replica: String::new(),
         }
     }
 }

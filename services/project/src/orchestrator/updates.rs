@@ -179,14 +179,21 @@ impl Orchestrator {
         if stage.state != StageState::Queued.as_str() {
             return Ok(false);
         }
-        diesel::update(stages::table.find(stage.id))
+        let now = Utc::now();
+        let queued_at: Option<chrono::DateTime<Utc>> = diesel::update(stages::table.find(stage.id))
             .set((
                 stages::state.eq(StageState::Running.as_str()),
-                stages::started_at.eq(Utc::now()),
+                stages::started_at.eq(now),
                 stages::provider.eq(provider),
             ))
-            .execute(conn)
+            .returning(stages::queued_at)
+            .get_result(conn)
             .await?;
+        // The consumer lag: how long the work waited for a worker.
+        if let Some(waited) = queued_at.and_then(|at| (now - at).to_std().ok()) {
+            metrics::histogram!("cadenza_stage_queue_wait_seconds", "kind" => kind.as_str())
+                .record(waited.as_secs_f64());
+        }
         let run_state = self.mark_run_running(conn, run).await?;
         self.stage_event(
             conn,
