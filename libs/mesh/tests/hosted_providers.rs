@@ -245,7 +245,12 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
         .get_provider_health(authed(&token, v1::GetProviderHealthRequest {}))
         .await
         .expect_err("not an administrator");
-    assert_eq!(err.code(), tonic::Code::PermissionDenied, "{}", reason(&err));
+    assert_eq!(
+        err.code(),
+        tonic::Code::PermissionDenied,
+        "{}",
+        reason(&err)
+    );
     let admin = admin_token(&mesh, &channel, "ops@example.com").await;
     let view = health
         .get_provider_health(authed(&admin, v1::GetProviderHealthRequest {}))
@@ -260,7 +265,13 @@ async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
             .unwrap_or_else(|| panic!("{name} in {view:?}"))
     };
     let (fal, replicate) = (of("fal"), of("replicate"));
-    assert!(!fal.ok && fal.last_error.contains("PROVIDER_AUTH"), "{fal:?}");
+    assert!(
+        !fal.ok && fal.last_error.contains("PROVIDER_AUTH"),
+        "{fal:?}"
+    );
     assert!(replicate.ok && replicate.calls >= 1, "{replicate:?}");
-    assert_eq!(fal.replica, made.worker_id, "the replica is the worker that ran it");
+    assert_eq!(
+        fal.replica, made.worker_id,
+        "the replica is the worker that ran it"
+    );
 }

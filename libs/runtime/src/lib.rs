@@ -2,8 +2,10 @@
 
 pub mod listeners;
 pub mod status;
+pub mod version;
 
 pub use listeners::{Listeners, bind, spawn_admin};
+pub use version::version_service;
 
 use std::future::Future;
 use std::pin::Pin;

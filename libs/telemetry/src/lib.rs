@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 
 pub mod admin;
+pub mod build;
 pub mod grpc;
 pub mod trace;
 

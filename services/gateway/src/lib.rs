@@ -20,9 +20,9 @@ use cadenza_proto::v1::{
     credential_service_client::CredentialServiceClient, dev_service_server::DevServiceServer,
     project_service_client::ProjectServiceClient, project_service_server::ProjectServiceServer,
     provider_service_server::ProviderServiceServer, share_service_client::ShareServiceClient,
-    share_service_server::ShareServiceServer,
-    track_service_client::TrackServiceClient, track_service_server::TrackServiceServer,
-    usage_service_client::UsageServiceClient, usage_service_server::UsageServiceServer,
+    share_service_server::ShareServiceServer, track_service_client::TrackServiceClient,
+    track_service_server::TrackServiceServer, usage_service_client::UsageServiceClient,
+    usage_service_server::UsageServiceServer,
 };
 use http::HeaderName;
 use tokio_util::sync::CancellationToken;
@@ -150,6 +150,7 @@ pub async fn run(
     let mut services = tonic::service::Routes::builder();
     services
         .add_service(health_service)
+        .add_service(cadenza_runtime::version_service("gateway"))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(

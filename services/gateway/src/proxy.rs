@@ -104,7 +104,11 @@ const API_KEY_PREFIX: &str = "cdz_ak_";
 impl Proxy {
     /// Authenticates, authorises and rate-limits a call, and builds the fresh
     /// upstream request that carries the caller's identity and nothing else.
-    pub(crate) async fn admit<T>(&self, request: Request<T>, needs: Needs) -> Result<Request<T>, Status> {
+    pub(crate) async fn admit<T>(
+        &self,
+        request: Request<T>,
+        needs: Needs,
+    ) -> Result<Request<T>, Status> {
         let caller = self.caller(&request).await?;
         let class = match needs {
             Needs::Read => {

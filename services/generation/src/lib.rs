@@ -110,7 +110,11 @@ pub async fn run(
             "generation",
         ))
         .add_service(health_service)
-        .add_service(ProviderServiceServer::new(ProviderHealthApi { chain, replica }))
+        .add_service(cadenza_runtime::version_service("generation"))
+        .add_service(ProviderServiceServer::new(ProviderHealthApi {
+            chain,
+            replica,
+        }))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .serve_with_incoming_shutdown(

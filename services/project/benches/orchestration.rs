@@ -148,7 +148,9 @@ async fn start_songs(conn: &mut AsyncPgConnection, orchestrator: &Orchestrator, 
                 lyrics: None,
             };
             let project = projects::insert(conn, Uuid::now_v7(), "bench", &fields).await?;
-            orchestrator.start_run(conn, &project, Uuid::now_v7()).await?;
+            orchestrator
+                .start_run(conn, &project, Uuid::now_v7())
+                .await?;
         }
         Ok(())
     })

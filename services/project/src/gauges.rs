@@ -37,8 +37,7 @@ pub async fn observe_queues(publisher: &Publisher) -> Option<QueueView> {
             "dead-letters"
         };
         metrics::gauge!("cadenza_queue_messages", "queue" => role).set(f64::from(depth.ready));
-        metrics::gauge!("cadenza_queue_consumers", "queue" => role)
-            .set(f64::from(depth.consumers));
+        metrics::gauge!("cadenza_queue_consumers", "queue" => role).set(f64::from(depth.consumers));
     }
     Some(view)
 }

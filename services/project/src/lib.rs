@@ -5,9 +5,9 @@ pub mod api;
 pub mod config;
 pub mod credits;
 pub mod dead_letters;
-pub mod gauges;
 pub mod domain;
 pub mod error;
+pub mod gauges;
 pub mod orchestrator;
 pub mod plans;
 pub mod relay;
@@ -195,6 +195,7 @@ pub async fn run(
     tonic::transport::Server::builder()
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("project"))
         .add_service(health_service)
+        .add_service(cadenza_runtime::version_service("project"))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ProjectServiceServer::new(api::projects::ProjectApi {

@@ -677,7 +677,11 @@ async fn a_queued_stage_whose_work_the_broker_lost_is_queued_again() {
     );
     let stage = f.stage(StageKind::Composition).await;
     assert_eq!((stage.state.as_str(), stage.attempt), ("queued", 2));
-    assert_eq!(f.unpublished().await, 1, "the new attempt's work is in the outbox");
+    assert_eq!(
+        f.unpublished().await,
+        1,
+        "the new attempt's work is in the outbox"
+    );
     let messages: Vec<String> = cadenza_db::schema::stage_events::table
         .filter(cadenza_db::schema::stage_events::project_id.eq(f.project_id))
         .select(cadenza_db::schema::stage_events::message)

@@ -130,6 +130,7 @@ pub async fn run(
         .max_frame_size(MAX_FRAME_BYTES)
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("storage"))
         .add_service(health_service)
+        .add_service(cadenza_runtime::version_service("storage"))
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
