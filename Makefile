@@ -19,6 +19,8 @@ build: ## build every binary
 	$(CARGO) build --workspace --bins
 
 test: services web ## run every test against the real Postgres and RabbitMQ, and the studio in Chromium
+	@# The observability test runs the services' own binaries as separate processes.
+	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 	@# `cargo test` built cadenza-dev for the mesh's tests: the browser test uses it.
 	scripts/web-e2e.sh $(TARGET)/cadenza-dev

@@ -43,15 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # Metrics the alerts and the dashboard use that are being added to the services.
 # Each MUST exist in the code: once a name is found in the Rust sources this script
 # says so, and the entry should be removed; when the list is empty, remove it.
-PENDING_METRICS = {
-    "cadenza_queue_messages",  # gauge {queue}: ready messages per RabbitMQ queue
-    "cadenza_queue_consumers",  # gauge {queue}
-    "cadenza_stage_queue_wait_seconds",  # histogram {kind}: queued -> started
-    "cadenza_db_pool_connections",  # gauge {state}: in_use | idle
-    "cadenza_db_pool_max_connections",  # gauge
-    "cadenza_dead_letters_pending",  # gauge: dead letters not requeued
-    "cadenza_build_info",  # gauge = 1 {version, commit}
-}
+PENDING_METRICS: set[str] = set()
 
 SEVERITIES = {"critical", "warning", "info"}
 DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
