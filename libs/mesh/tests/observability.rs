@@ -3,7 +3,8 @@
 //! made through the gateway, every service's `/metrics` has the metrics the
 //! dashboard and alerts read, with values that follow from that song; the song's
 //! trace id (sent by the caller in `traceparent`) is in the JSON logs of all four
-//! services; every service reports its build through `VersionService`.
+//! services, and their spans, exported over OTLP to a collector this test runs,
+//! form that one trace; every service reports its build through `VersionService`.
 //!
 //! The binaries are the workspace's own (`cargo build --bins`, which `make test`
 //! and `cargo test --workspace` do); a missing one fails the test and says so.
@@ -11,15 +12,67 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadenza_db::testing::TestDatabase;
 use cadenza_mesh::testing::{authed, finished_state};
 use cadenza_proto::v1::{self, project_service_client::ProjectServiceClient};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+    trace_service_server::{TraceService, TraceServiceServer},
+};
 use tonic::transport::Channel;
 
 const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+/// One exported span, as the collector received it.
+#[derive(Debug, Clone)]
+struct ExportedSpan {
+    service: String,
+    name: String,
+    trace_id: String,
+    parent_span_id: String,
+}
+
+/// An OTLP trace collector keeping every span it is sent.
+#[derive(Clone, Default)]
+struct Collector {
+    spans: Arc<Mutex<Vec<ExportedSpan>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Collector {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        let mut spans = self.spans.lock().expect("spans");
+        for resource in request.into_inner().resource_spans {
+            let service = resource
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|kv| kv.key == "service.name")
+                .and_then(|kv| kv.value.as_ref())
+                .map(|v| format!("{:?}", v.value))
+                .unwrap_or_default();
+            for scope in resource.scope_spans {
+                for span in scope.spans {
+                    spans.push(ExportedSpan {
+                        service: service.clone(),
+                        name: span.name,
+                        trace_id: hex(&span.trace_id),
+                        parent_span_id: hex(&span.parent_span_id),
+                    });
+                }
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
 
 /// A port nobody listens on right now (the OS's choice).
 fn free_port() -> u16 {
@@ -178,6 +231,20 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
         .collect();
     let url = |name: &str| format!("http://127.0.0.1:{}", ports[name].0);
     let storage_http = free_port();
+    let collector = Collector::default();
+    let collector_addr = {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("collector port");
+        let addr = listener.local_addr().expect("collector address");
+        let service = TraceServiceServer::new(collector.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+        );
+        addr
+    };
     let common: HashMap<&str, String> = HashMap::from([
         ("CADENZA_DEV_MODE", "true".to_owned()),
         // Separate processes: the gateway verifies what project signs.
@@ -194,6 +261,12 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
         ("CADENZA_STORAGE_URL", url("storage")),
         ("CADENZA_RECONCILE_SECONDS", "1".to_owned()),
         ("CADENZA_LOG_FORMAT", "json".to_owned()),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://{collector_addr}"),
+        ),
+        // Batches leave every 100 ms instead of every 5 s.
+        ("OTEL_BSP_SCHEDULE_DELAY", "100".to_owned()),
         // Every call's line (debug in the gRPC layer) carries its trace id.
         (
             "RUST_LOG",
@@ -322,6 +395,48 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
                 .unwrap_or_else(|err| panic!("{}: not JSON ({err}): {line}", service.name));
         }
     }
+
+    // Their spans, exported over OTLP, make one trace: the caller's span is the
+    // gateway's parent, and every service has spans in it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let song: Vec<ExportedSpan> = loop {
+        let song: Vec<ExportedSpan> = collector
+            .spans
+            .lock()
+            .expect("spans")
+            .iter()
+            .filter(|s| s.trace_id == TRACE_ID)
+            .cloned()
+            .collect();
+        let services_seen = ["gateway", "project", "generation", "storage"]
+            .iter()
+            .filter(|name| {
+                song.iter()
+                    .any(|s| s.service.contains(&format!("cadenza-{name}")))
+            })
+            .count();
+        if services_seen == 4 || tokio::time::Instant::now() > deadline {
+            break song;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for name in ["gateway", "project", "generation", "storage"] {
+        assert!(
+            song.iter()
+                .any(|s| s.service.contains(&format!("cadenza-{name}"))),
+            "no span of cadenza-{name} in the song's trace: {song:#?}"
+        );
+    }
+    assert!(
+        song.iter().any(
+            |s| s.service.contains("cadenza-gateway") && s.parent_span_id == "00f067aa0ba902b7"
+        ),
+        "the gateway's span is the caller's child: {song:#?}"
+    );
+    assert!(
+        song.iter().filter(|s| s.name == "stage").count() >= 6,
+        "a span per stage: {song:#?}"
+    );
 
     // Each service's own metrics, with values that follow from one song.
     let scraped: HashMap<&str, String> = {

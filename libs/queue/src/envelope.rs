@@ -26,9 +26,7 @@ pub fn wrap_with_id(message_id: uuid::Uuid, body: Body) -> Envelope {
     Envelope {
         schema_version: SCHEMA_VERSION,
         message_id: message_id.to_string(),
-        traceparent: cadenza_telemetry::trace::current_or_new()
-            .child()
-            .traceparent(),
+        traceparent: cadenza_telemetry::trace::outgoing().traceparent(),
         sent_time: Some(cadenza_proto::timestamp(chrono::Utc::now())),
         body: Some(body),
     }

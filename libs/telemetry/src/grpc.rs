@@ -75,7 +75,7 @@ where
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/grpc"));
-        let context = context_from_headers(request.headers());
+        let mut context = context_from_headers(request.headers());
         let span = tracing::info_span!(
             "grpc",
             service,
@@ -83,6 +83,7 @@ where
             request_id = %context.request_id,
             trace_id = %context.trace_id,
         );
+        crate::otlp::adopt(&span, &mut context);
         let request_id = context.request_id.clone();
         Box::pin(
             trace::scope(context, async move {
@@ -170,9 +171,9 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Writes the current trace context (a child span of it) into outgoing metadata.
+/// Writes the current trace context into outgoing metadata.
 pub fn inject(metadata: &mut MetadataMap) {
-    let context = trace::current_or_new().child();
+    let context = trace::outgoing();
     if let Ok(value) = MetadataValue::try_from(context.traceparent()) {
         metadata.insert(TRACEPARENT, value);
     }

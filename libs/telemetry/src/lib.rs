@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod build;
 pub mod grpc;
+pub mod otlp;
 pub mod trace;
 
 use std::sync::OnceLock;
@@ -57,17 +58,28 @@ pub fn init_for_test() -> PrometheusHandle {
 }
 
 fn init_logging(format: LogFormat) {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
-    // `try_init` fails only when a subscriber is already set: the first one wins.
-    let _ = match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .try_init(),
-        LogFormat::Plain => builder.try_init(),
+    let (json, plain) = match format {
+        LogFormat::Json => (
+            Some(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            ),
+            None,
+        ),
+        LogFormat::Plain => (None, Some(tracing_subscriber::fmt::layer())),
     };
+    // `try_init` fails only when a subscriber is already set: the first one wins.
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(json)
+        .with(plain)
+        .with(otlp::layer())
+        .try_init();
 }
 
 /// The process-wide Prometheus handle, installing the recorder on first use.

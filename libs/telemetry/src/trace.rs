@@ -91,6 +91,18 @@ pub fn current_or_new() -> TraceContext {
     current().unwrap_or_else(TraceContext::new_root)
 }
 
+/// The context to send with a call or message from here: while spans are
+/// exported, the current span is the parent the receiver names (its id is the
+/// context's, see [`crate::otlp::adopt`]); otherwise a new span id as before.
+pub fn outgoing() -> TraceContext {
+    let context = current_or_new();
+    if crate::otlp::enabled() {
+        context
+    } else {
+        context.child()
+    }
+}
+
 /// Runs `future` with `context` as the current trace context.
 pub async fn scope<F: std::future::Future>(context: TraceContext, future: F) -> F::Output {
     CURRENT.scope(context, future).await

@@ -8,5 +8,7 @@ async fn main() -> anyhow::Result<()> {
     let config = cadenza_gateway::Config::from_env(&mut env);
     env.finish()?;
     let listeners = cadenza_gateway::Listeners::bind(config.addr, config.admin_addr).await?;
-    cadenza_gateway::run(config, listeners, cadenza_runtime::shutdown_signal()).await
+    let outcome = cadenza_gateway::run(config, listeners, cadenza_runtime::shutdown_signal()).await;
+    cadenza_telemetry::otlp::shutdown();
+    outcome
 }

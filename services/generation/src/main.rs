@@ -9,5 +9,8 @@ async fn main() -> anyhow::Result<()> {
     env.finish()?;
     let listeners =
         cadenza_generation::Listeners::bind(config.grpc_addr, config.admin_addr).await?;
-    cadenza_generation::run(config, listeners, cadenza_runtime::shutdown_signal()).await
+    let outcome =
+        cadenza_generation::run(config, listeners, cadenza_runtime::shutdown_signal()).await;
+    cadenza_telemetry::otlp::shutdown();
+    outcome
 }

@@ -151,7 +151,7 @@ impl Worker {
             tracing::error!("dead-lettering a message that is not stage work");
             return Handled::Reject;
         };
-        let context = TraceContext::from_traceparent(&envelope.traceparent, None)
+        let mut context = TraceContext::from_traceparent(&envelope.traceparent, None)
             .unwrap_or_else(TraceContext::new_root);
         let span = tracing::info_span!(
             "stage",
@@ -160,6 +160,7 @@ impl Worker {
             kind = cadenza_proto::stage_slug(work.kind()),
             attempt = work.attempt
         );
+        cadenza_telemetry::otlp::adopt(&span, &mut context);
         trace::scope(context, async move {
             let started = Instant::now();
             if self.publish(&work, Update::Started(v1::StageStarted {}), Vec::new(), "").await.is_err() {

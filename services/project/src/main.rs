@@ -26,7 +26,10 @@ async fn main() -> anyhow::Result<()> {
             env.finish()?;
             let listeners =
                 cadenza_project::Listeners::bind(config.grpc_addr, config.admin_addr).await?;
-            cadenza_project::run(config, listeners, cadenza_runtime::shutdown_signal()).await
+            let outcome =
+                cadenza_project::run(config, listeners, cadenza_runtime::shutdown_signal()).await;
+            cadenza_telemetry::otlp::shutdown();
+            outcome
         }
         Some(other) => anyhow::bail!("unknown command `{other}`: use `serve` or `migrate`"),
     }

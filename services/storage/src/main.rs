@@ -9,5 +9,7 @@ async fn main() -> anyhow::Result<()> {
     let config = cadenza_storage::Config::from_env(&mut env, dev_mode);
     env.finish()?;
     let listeners = cadenza_storage::Listeners::bind(&config).await?;
-    cadenza_storage::run(config, listeners, cadenza_runtime::shutdown_signal()).await
+    let outcome = cadenza_storage::run(config, listeners, cadenza_runtime::shutdown_signal()).await;
+    cadenza_telemetry::otlp::shutdown();
+    outcome
 }
