@@ -146,3 +146,22 @@ pub fn shutdown_signal() -> CancellationToken {
     });
     token
 }
+
+/// Streams still open when a connection reaches its maximum age get this long to
+/// finish before it closes (watchers resume from their last event id).
+const CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
+
+/// A gRPC server builder for an internal service. With `max_connection_age`
+/// (`CADENZA_GRPC_MAX_CONNECTION_AGE_SECONDS`), each client connection is closed
+/// (GOAWAY, then a grace period) once it is that old, so clients reconnect and
+/// calls spread over replicas that started later: a Kubernetes Service balances
+/// connections, not calls.
+pub fn grpc_server(max_connection_age: Option<Duration>) -> tonic::transport::Server {
+    let server = tonic::transport::Server::builder();
+    match max_connection_age {
+        Some(age) => server
+            .max_connection_age(age)
+            .max_connection_age_grace(CONNECTION_AGE_GRACE),
+        None => server,
+    }
+}

@@ -21,6 +21,9 @@ pub const DEFAULT_REPLICATE_URL: &str = "https://api.replicate.com";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
+    /// Client connections are closed at this age (`None`: never), so calls
+    /// spread over replicas that started later.
+    pub max_connection_age: Option<std::time::Duration>,
     pub admin_addr: SocketAddr,
     pub queue: cadenza_queue::QueueConfig,
     pub storage_url: String,
@@ -108,6 +111,14 @@ impl Config {
     pub fn from_env(env: &mut Env) -> Self {
         Self {
             grpc_addr: env.addr("CADENZA_GENERATION_ADDR", DEFAULT_GRPC_ADDR),
+            max_connection_age: match env.bounded(
+                "CADENZA_GRPC_MAX_CONNECTION_AGE_SECONDS",
+                0u64,
+                0..=86_400,
+            ) {
+                0 => None,
+                seconds => Some(std::time::Duration::from_secs(seconds)),
+            },
             admin_addr: env.addr("CADENZA_GENERATION_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             queue: cadenza_queue::QueueConfig::from_env(env),
             storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),

@@ -105,7 +105,7 @@ pub async fn run(
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), concurrency = config.concurrency, "generation serving");
-    tonic::transport::Server::builder()
+    cadenza_runtime::grpc_server(config.max_connection_age)
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new(
             "generation",
         ))

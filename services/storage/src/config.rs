@@ -23,6 +23,9 @@ pub const MIN_SIGNING_KEY_BYTES: usize = 32;
 #[derive(Debug, Clone)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
+    /// Client connections are closed at this age (`None`: never), so calls
+    /// spread over replicas that started later.
+    pub max_connection_age: Option<std::time::Duration>,
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     /// Base of signed URLs, as a browser reaches `http_addr`.
@@ -61,6 +64,14 @@ impl Config {
         };
         Self {
             grpc_addr: env.addr("CADENZA_STORAGE_ADDR", DEFAULT_GRPC_ADDR),
+            max_connection_age: match env.bounded(
+                "CADENZA_GRPC_MAX_CONNECTION_AGE_SECONDS",
+                0u64,
+                0..=86_400,
+            ) {
+                0 => None,
+                seconds => Some(std::time::Duration::from_secs(seconds)),
+            },
             http_addr,
             admin_addr: env.addr("CADENZA_STORAGE_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             public_url: env

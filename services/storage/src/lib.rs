@@ -122,7 +122,7 @@ pub async fn run(
     });
 
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "storage serving");
-    tonic::transport::Server::builder()
+    cadenza_runtime::grpc_server(config.max_connection_age)
         // Artifacts are megabytes: the 64 KiB HTTP/2 default window would cap a
         // stream at one window per round trip.
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))
