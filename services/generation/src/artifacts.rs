@@ -8,6 +8,41 @@ use sha2::{Digest, Sha256};
 /// Upload chunk size: well under gRPC's 4 MiB message limit.
 const CHUNK: usize = 1 << 20;
 
+/// How long a storage call is tried again while storage (or its database) does
+/// not answer, before the stage fails. A failed stage spends one of its
+/// attempts and is retried at once, so without this a blip of a few seconds
+/// could spend them all and fail a paid song.
+const STORAGE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Whether a storage status says "not now" rather than "not this".
+fn transient(status: &tonic::Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Aborted
+    )
+}
+
+/// Runs a storage call until it succeeds, fails for a reason of its own, or
+/// storage has been away for [`STORAGE_PATIENCE`], pausing longer each time.
+pub async fn patiently<T, F, Fut>(what: &str, mut call: F) -> Result<T, tonic::Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+{
+    let started = tokio::time::Instant::now();
+    let mut pause = std::time::Duration::from_millis(200);
+    loop {
+        match call().await {
+            Err(status) if transient(&status) && started.elapsed() + pause < STORAGE_PATIENCE => {
+                tracing::warn!(what, code = ?status.code(), message = status.message(), "storage is not answering; trying again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(5));
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
 pub fn to_proto(kind: ArtifactKind) -> v1::AssetKind {
     match kind {
         ArtifactKind::Lyrics => v1::AssetKind::Lyrics,
@@ -41,8 +76,22 @@ pub fn from_proto(kind: v1::AssetKind) -> Option<ArtifactKind> {
     })
 }
 
-/// Downloads one stored artifact of `owner` and checks it against its recorded checksum.
+/// Downloads one stored artifact of `owner` and checks it against its recorded
+/// checksum, trying again while storage is briefly away.
 pub async fn download(
+    storage: &mut StorageServiceClient<TracedChannel>,
+    owner: &str,
+    reference: &v1::ArtifactRef,
+    kind: ArtifactKind,
+) -> Result<Artifact, tonic::Status> {
+    patiently("download", || {
+        let mut storage = storage.clone();
+        async move { download_once(&mut storage, owner, reference, kind).await }
+    })
+    .await
+}
+
+async fn download_once(
     storage: &mut StorageServiceClient<TracedChannel>,
     owner: &str,
     reference: &v1::ArtifactRef,
@@ -75,7 +124,9 @@ pub async fn download(
     })
 }
 
-/// Uploads one output under the run's prefix and returns its reference.
+/// Uploads one output under the run's prefix and returns its reference, trying
+/// again while storage is briefly away (an upload is all or nothing, so a retry
+/// never leaves half an object).
 pub async fn upload(
     storage: &mut StorageServiceClient<TracedChannel>,
     work: &v1::StageWork,
@@ -84,32 +135,23 @@ pub async fn upload(
     let sha256 = hex::encode(Sha256::digest(&artifact.bytes));
     let size = artifact.bytes.len() as i64;
     let kind = to_proto(artifact.kind);
-    let header = v1::PutObjectRequest {
-        part: Some(v1::put_object_request::Part::Header(v1::PutObjectHeader {
-            locator: Some(v1::ObjectLocator {
-                owner: work.owner.clone(),
-                project_id: work.project_id.clone(),
-                run_id: work.run_id.clone(),
-                file_name: artifact.name.clone(),
-            }),
-            content_type: artifact.content_type.clone(),
-            size_bytes: size,
-            sha256: sha256.clone(),
-            kind: kind as i32,
-        })),
-    };
-    // Slices of one buffer: chunking copies nothing.
+    // Slices of one buffer: chunking (and each retry) copies nothing.
     let bytes = bytes::Bytes::from(artifact.bytes);
-    let chunks: Vec<v1::PutObjectRequest> = (0..bytes.len())
-        .step_by(CHUNK)
-        .map(|start| v1::PutObjectRequest {
-            part: Some(v1::put_object_request::Part::Chunk(
-                bytes.slice(start..(start + CHUNK).min(bytes.len())),
-            )),
-        })
-        .collect();
-    let messages = futures::stream::iter(std::iter::once(header).chain(chunks));
-    let info = storage.put_object(messages).await?.into_inner();
+    let info = patiently("upload", || {
+        let mut storage = storage.clone();
+        let messages = put_messages(
+            work,
+            &artifact.name,
+            &artifact.content_type,
+            kind,
+            size,
+            &sha256,
+            &bytes,
+        );
+        async move { storage.put_object(messages).await }
+    })
+    .await?
+    .into_inner();
     Ok(v1::ArtifactRef {
         kind: kind as i32,
         file_name: artifact.name,
@@ -118,4 +160,39 @@ pub async fn upload(
         size_bytes: size,
         sha256,
     })
+}
+
+/// The header and chunks of one upload.
+fn put_messages(
+    work: &v1::StageWork,
+    name: &str,
+    content_type: &str,
+    kind: v1::AssetKind,
+    size: i64,
+    sha256: &str,
+    bytes: &bytes::Bytes,
+) -> impl futures::Stream<Item = v1::PutObjectRequest> + use<> {
+    let header = v1::PutObjectRequest {
+        part: Some(v1::put_object_request::Part::Header(v1::PutObjectHeader {
+            locator: Some(v1::ObjectLocator {
+                owner: work.owner.clone(),
+                project_id: work.project_id.clone(),
+                run_id: work.run_id.clone(),
+                file_name: name.to_owned(),
+            }),
+            content_type: content_type.to_owned(),
+            size_bytes: size,
+            sha256: sha256.to_owned(),
+            kind: kind as i32,
+        })),
+    };
+    let chunks: Vec<v1::PutObjectRequest> = (0..bytes.len())
+        .step_by(CHUNK)
+        .map(|start| v1::PutObjectRequest {
+            part: Some(v1::put_object_request::Part::Chunk(
+                bytes.slice(start..(start + CHUNK).min(bytes.len())),
+            )),
+        })
+        .collect();
+    futures::stream::iter(std::iter::once(header).chain(chunks))
 }

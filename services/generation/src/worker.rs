@@ -353,17 +353,20 @@ impl Worker {
                 .await
                 .map_err(|s| Failure::storage(&s))?;
             if signed {
-                let url = storage
-                    .sign_download_url(v1::SignDownloadUrlRequest {
-                        key: reference.object_key.clone(),
-                        owner: work.owner.clone(),
-                        expire_seconds: INPUT_URL_SECONDS,
-                        download_name: artifact.name.replace('/', "-"),
-                    })
-                    .await
-                    .map_err(|s| Failure::storage(&s))?
-                    .into_inner()
-                    .url;
+                let request = v1::SignDownloadUrlRequest {
+                    key: reference.object_key.clone(),
+                    owner: work.owner.clone(),
+                    expire_seconds: INPUT_URL_SECONDS,
+                    download_name: artifact.name.replace('/', "-"),
+                };
+                let url = artifacts::patiently("sign", || {
+                    let (mut storage, request) = (storage.clone(), request.clone());
+                    async move { storage.sign_download_url(request).await }
+                })
+                .await
+                .map_err(|s| Failure::storage(&s))?
+                .into_inner()
+                .url;
                 urls.push((artifact.name.clone(), url));
             }
             inputs.push(artifact);
