@@ -5,7 +5,7 @@ export CARGO_TERM_COLOR ?= always
 # Where cargo puts binaries (CI keeps its target directory outside the clone).
 TARGET := $(or $(CARGO_TARGET_DIR),target)/debug
 
-.PHONY: help services build web test test-web lint fmt run demo migrate gallery clean up down k8s
+.PHONY: help services build web test test-web lint fmt run demo migrate gallery clean up down k8s chaos bench-orchestration
 # The deployment checks' Python tools and prebuilt helm/compose (tools/deploy/install.sh).
 TOOLS_VENV := $(or $(CADENZA_TOOLS_VENV),tools/.venv)
 
@@ -24,6 +24,8 @@ test: services web ## run every test against the real Postgres and RabbitMQ, and
 	$(CARGO) test --workspace --no-fail-fast
 	@# `cargo test` built cadenza-dev for the mesh's tests: the browser test uses it.
 	scripts/web-e2e.sh $(TARGET)/cadenza-dev
+	@# Last, alone: it kills and restarts services (on its own Postgres and RabbitMQ).
+	scripts/chaos.sh
 
 test-web: services web ## the studio's end-to-end test in headless Chromium against a real mesh
 	$(CARGO) build -p cadenza-mesh --bin cadenza-dev
@@ -73,6 +75,21 @@ migrate: services build ## apply database migrations to CADENZA_DATABASE_URL
 
 demo: services build web ## start the mesh, make a song with the CLI, print where it is
 	@scripts/demo.sh $(TARGET)
+
+chaos: services ## the chaos test: 20 songs through kill -9 of a worker and of project, RabbitMQ and Postgres restarts (on a private Postgres and RabbitMQ)
+	scripts/chaos.sh
+
+# The Celery side of the orchestration benchmark (needs Redis on 127.0.0.1:6379 too).
+CELERY_VENV := $(or $(CARGO_TARGET_DIR),target)/celery-venv
+CELERY_REQS := services/project/benches/requirements-celery.txt
+
+$(CELERY_VENV)/.installed: $(CELERY_REQS)
+	python3 -m venv $(CELERY_VENV)
+	$(CELERY_VENV)/bin/pip install --quiet --no-deps -r $(CELERY_REQS)
+	touch $@
+
+bench-orchestration: services $(CELERY_VENV)/.installed ## orchestration overhead, and a Celery chain on the same RabbitMQ for comparison
+	CADENZA_CELERY_PYTHON=$(abspath $(CELERY_VENV))/bin/python $(CARGO) bench -p cadenza-project --bench orchestration
 
 gallery: ## render example songs across genres into ./gallery/ (WAV, FLAC, MP3 preview)
 	$(CARGO) run --release -p cadenza-synth --example gallery -- gallery
