@@ -18,6 +18,9 @@ pub const DEFAULT_TERMS_VERSION: &str = "2026-11-01";
 #[derive(Debug, Clone)]
 pub struct Config {
     pub grpc_addr: SocketAddr,
+    /// Client connections are closed at this age (`None`: never), so calls
+    /// spread over replicas that started later.
+    pub max_connection_age: Option<std::time::Duration>,
     pub admin_addr: SocketAddr,
     pub database_url: String,
     pub db_pool_size: usize,
@@ -66,6 +69,14 @@ impl Config {
                 songs_per_day: env.bounded("CADENZA_FREE_SONGS_PER_DAY", 20, 0..=100_000),
             },
             grpc_addr: env.addr("CADENZA_PROJECT_ADDR", DEFAULT_GRPC_ADDR),
+            max_connection_age: match env.bounded(
+                "CADENZA_GRPC_MAX_CONNECTION_AGE_SECONDS",
+                0u64,
+                0..=86_400,
+            ) {
+                0 => None,
+                seconds => Some(std::time::Duration::from_secs(seconds)),
+            },
             admin_addr: env.addr("CADENZA_PROJECT_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),
             db_pool_size: env.bounded("CADENZA_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1..=512),

@@ -89,26 +89,23 @@ pub async fn handle(
         .death_reason
         .clone()
         .unwrap_or_else(|| "unknown".into());
-    tracing::warn!(kind = described.kind, reason = %reason, run_id = ?described.run_id, "a message was dead-lettered");
-    metrics::counter!("cadenza_dead_letters_total", "kind" => described.kind).increment(1);
-    let mut conn = match pool.get().await {
-        Ok(conn) => conn,
-        Err(err) => {
-            tracing::warn!(error = %err, "no database connection; requeueing the dead letter");
-            return Handled::Requeue;
-        }
-    };
-    let stored = conn
-        .transaction(async |conn| -> ApiResult<bool> {
+    let stored = crate::patience::until_database_answers("a dead letter", || async {
+        let mut conn = pool.get().await?;
+        conn.transaction(async |conn| -> ApiResult<bool> {
             record(conn, &described, &incoming, &reason).await?;
             match &described.work {
                 Some(work) => orchestrator.poisoned(conn, work, &reason).await,
                 None => Ok(false),
             }
         })
-        .await;
+        .await
+    })
+    .await;
     match stored {
         Ok(changed) => {
+            // Logged and counted once it is recorded, not at every redelivery.
+            tracing::warn!(kind = described.kind, reason = %reason, run_id = ?described.run_id, "a message was dead-lettered");
+            metrics::counter!("cadenza_dead_letters_total", "kind" => described.kind).increment(1);
             if changed {
                 relay_wake.notify_one();
             }

@@ -9,6 +9,7 @@ pub mod domain;
 pub mod error;
 pub mod gauges;
 pub mod orchestrator;
+pub mod patience;
 pub mod plans;
 pub mod relay;
 pub mod status;
@@ -192,7 +193,7 @@ pub async fn run(
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "project serving");
-    tonic::transport::Server::builder()
+    cadenza_runtime::grpc_server(config.max_connection_age)
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("project"))
         .add_service(health_service)
         .add_service(cadenza_runtime::version_service("project"))

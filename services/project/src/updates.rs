@@ -7,7 +7,6 @@ use cadenza_proto::v1::envelope::Body;
 use cadenza_queue::consume::{Handled, Incoming};
 use tokio::sync::Notify;
 
-use crate::error::ApiError;
 use crate::orchestrator::{Applied, Orchestrator};
 
 /// Handles one delivery: malformed messages are dead-lettered, database trouble
@@ -37,21 +36,25 @@ pub async fn handle(
         cadenza_telemetry::trace::TraceContext::from_traceparent(&envelope.traceparent, None)
             .unwrap_or_else(cadenza_telemetry::trace::TraceContext::new_root);
     cadenza_telemetry::trace::scope(context.clone(), async move {
-        let mut conn = match pool.get().await {
-            Ok(conn) => conn,
-            Err(err) => {
-                tracing::warn!(error = %err, "no database connection; requeueing update");
-                return Handled::Requeue;
+        // While the database is away the update waits here (it is idempotent):
+        // handed straight back, it would spend its delivery limit in milliseconds
+        // and be dead-lettered.
+        let applied = crate::patience::until_database_answers("a stage update", || {
+            let (pool, orchestrator, update) = (pool.clone(), orchestrator.clone(), update.clone());
+            async move {
+                let mut conn = pool.get().await?;
+                orchestrator.apply_update(&mut conn, message_id, update).await
             }
-        };
-        match orchestrator.apply_update(&mut conn, message_id, update).await {
+        })
+        .await;
+        match applied {
             Ok(Applied::Changed) => {
                 relay_wake.notify_one();
                 Handled::Ack
             }
             Ok(Applied::Ignored) => Handled::Ack,
-            Err(ApiError::Database(err)) => {
-                tracing::warn!(trace_id = %context.trace_id, error = %err, "applying update failed; requeueing");
+            Err(err) if crate::patience::is_transient(&err) => {
+                tracing::warn!(trace_id = %context.trace_id, error = %err, "the database stayed away; requeueing the update");
                 Handled::Requeue
             }
             Err(err) => {
