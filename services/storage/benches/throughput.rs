@@ -71,6 +71,7 @@ async fn main() -> anyhow::Result<()> {
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
     let config = cadenza_storage::Config {
         grpc_addr,
+        max_connection_age: None,
         http_addr,
         admin_addr: "127.0.0.1:0".parse()?,
         public_url: format!("http://{http_addr}"),

@@ -174,6 +174,7 @@ async fn launch(
     };
     let config = cadenza_storage::Config {
         grpc_addr,
+        max_connection_age: None,
         http_addr,
         admin_addr: "127.0.0.1:0".parse().expect("addr"),
         public_url: format!("http://{http_addr}"),
