@@ -49,6 +49,9 @@ pub struct QueueView {
     pub updates_ready: u32,
 }
 
+/// When something last happened to a stage, if it did.
+type Instant = Option<DateTime<Utc>>;
+
 /// Why a stage is being put right.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stale {
@@ -186,11 +189,7 @@ impl Orchestrator {
         else {
             return Ok(None);
         };
-        let (heartbeat, started, queued): (
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-            Option<DateTime<Utc>>,
-        ) = stages::table
+        let (heartbeat, started, queued): (Instant, Instant, Instant) = stages::table
             .find(stage_id)
             .select((stages::heartbeat_at, stages::started_at, stages::queued_at))
             .first(conn)
