@@ -23,7 +23,7 @@ fn transient(status: &tonic::Status) -> bool {
 }
 
 /// Runs a storage call until it succeeds, fails for a reason of its own, or
-/// storage has been away for [`STORAGE_PATIENCE`], pausing longer each time.
+/// storage has been away for `STORAGE_PATIENCE`, pausing longer each time.
 pub async fn patiently<T, F, Fut>(what: &str, mut call: F) -> Result<T, tonic::Status>
 where
     F: FnMut() -> Fut,
