@@ -102,6 +102,19 @@ impl Env {
         self.parse(key, fallback)
     }
 
+    /// An address that has no default: `None` when unset, recording a problem
+    /// (and returning `None`) when it does not parse.
+    pub fn optional_addr(&mut self, key: &str) -> Option<SocketAddr> {
+        let raw = self.optional(key)?;
+        match raw.trim().parse() {
+            Ok(addr) => Some(addr),
+            Err(err) => {
+                self.problem(key, format!("`{raw}` is not an address (host:port): {err}"));
+                None
+            }
+        }
+    }
+
     /// `true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`.
     pub fn flag(&mut self, key: &str, default: bool) -> bool {
         match self.optional(key).map(|v| v.trim().to_ascii_lowercase()) {
@@ -202,6 +215,20 @@ mod tests {
         let err = env.finish().expect_err("three problems");
         let vars: Vec<_> = err.problems.iter().map(|p| p.variable.as_str()).collect();
         assert_eq!(vars, ["CADENZA_A", "CADENZA_B", "CADENZA_C"]);
+    }
+
+    #[test]
+    fn optional_addresses_are_none_unset_and_problems_when_malformed() {
+        let mut env = Env::from_pairs([("CADENZA_SET", "0.0.0.0:8086"), ("CADENZA_BAD", "8086")]);
+        assert_eq!(env.optional_addr("CADENZA_UNSET"), None);
+        assert_eq!(
+            env.optional_addr("CADENZA_SET"),
+            Some(SocketAddr::from(([0, 0, 0, 0], 8086)))
+        );
+        assert_eq!(env.optional_addr("CADENZA_BAD"), None);
+        let err = env.finish().expect_err("one problem");
+        assert_eq!(err.problems.len(), 1);
+        assert_eq!(err.problems[0].variable, "CADENZA_BAD");
     }
 
     #[test]

@@ -88,17 +88,24 @@ impl Mesh {
             .await
             .with_context(|| format!("binding the gateway to {}", config.gateway_addr))?;
         let gateway_addr = gateway.local_addr()?;
+        // With CADENZA_TLS_* set, the services dial each other over mutual TLS
+        // at https://127.0.0.1:port, so the certificate must name 127.0.0.1.
+        let scheme = if env.optional(cadenza_runtime::tls::CERT_FILE).is_some() {
+            "https"
+        } else {
+            "http"
+        };
         env.set(
             "CADENZA_STORAGE_URL",
-            format!("http://{}", storage_grpc.local_addr()?),
+            format!("{scheme}://{}", storage_grpc.local_addr()?),
         );
         env.set(
             "CADENZA_PROJECT_URL",
-            format!("http://{}", project_grpc.local_addr()?),
+            format!("{scheme}://{}", project_grpc.local_addr()?),
         );
         env.set(
             "CADENZA_GENERATION_URL",
-            format!("http://{}", generation_grpc.local_addr()?),
+            format!("{scheme}://{}", generation_grpc.local_addr()?),
         );
         env.set("CADENZA_STORAGE_HTTP_ADDR", storage_http_addr.to_string());
         if env.optional("CADENZA_STORAGE_PUBLIC_URL").is_none() {
@@ -133,6 +140,10 @@ impl Mesh {
             grpc: storage_grpc,
             http: storage_http,
             admin: admin(&storage_config.admin_addr.to_string()).await?,
+            // One process serves the four: no separate health port (its
+            // gRPC ports answer health, in plain text or with a client
+            // certificate).
+            health: None,
         };
         tasks.spawn(named(
             "storage",
@@ -141,6 +152,7 @@ impl Mesh {
         let project_listeners = cadenza_project::Listeners {
             grpc: project_grpc,
             admin: admin(&project_config.admin_addr.to_string()).await?,
+            health: None,
         };
         tasks.spawn(named(
             "project",
@@ -149,6 +161,7 @@ impl Mesh {
         let generation_listeners = cadenza_generation::Listeners {
             grpc: generation_grpc,
             admin: admin(&generation_config.admin_addr.to_string()).await?,
+            health: None,
         };
         tasks.spawn(named(
             "generation",
@@ -157,6 +170,7 @@ impl Mesh {
         let gateway_listeners = cadenza_gateway::Listeners {
             grpc: gateway,
             admin: admin(&gateway_config.admin_addr.to_string()).await?,
+            health: None,
         };
         tasks.spawn(named(
             "gateway",

@@ -143,13 +143,18 @@ pub async fn register(channel: &Channel, email: &str) -> v1::Session {
         .into_inner()
 }
 
-/// The `ErrorInfo` reason of a status, or empty.
 /// Registers `email`, makes it an administrator in the database (there is no
 /// other way to make the first one) and signs it in: its access token.
 pub async fn admin_token(mesh: &TestMesh, channel: &Channel, email: &str) -> String {
+    admin_token_in(&mesh.database.url, channel, email).await
+}
+
+/// [`admin_token`] for services whose database is at `database_url` (services
+/// started as processes rather than as a [`TestMesh`]).
+pub async fn admin_token_in(database_url: &str, channel: &Channel, email: &str) -> String {
     use diesel_async::{AsyncConnection, RunQueryDsl};
     register(channel, email).await;
-    let mut conn = diesel_async::AsyncPgConnection::establish(&mesh.database.url)
+    let mut conn = diesel_async::AsyncPgConnection::establish(database_url)
         .await
         .expect("database");
     diesel::sql_query("UPDATE users SET role = 'admin' WHERE email = $1")
@@ -168,6 +173,7 @@ pub async fn admin_token(mesh: &TestMesh, channel: &Channel, email: &str) -> Str
         .access_token
 }
 
+/// The `ErrorInfo` reason of a status, or empty.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
     status

@@ -2,9 +2,11 @@
 
 pub mod listeners;
 pub mod status;
+pub mod tls;
 pub mod version;
 
-pub use listeners::{Listeners, bind, spawn_admin};
+pub use listeners::{Listeners, bind, spawn_admin, spawn_health};
+pub use tls::MeshTls;
 pub use version::version_service;
 
 use std::future::Future;
@@ -12,6 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -155,13 +158,22 @@ const CONNECTION_AGE_GRACE: Duration = Duration::from_secs(60);
 /// (`CADENZA_GRPC_MAX_CONNECTION_AGE_SECONDS`), each client connection is closed
 /// (GOAWAY, then a grace period) once it is that old, so clients reconnect and
 /// calls spread over replicas that started later: a Kubernetes Service balances
-/// connections, not calls.
-pub fn grpc_server(max_connection_age: Option<Duration>) -> tonic::transport::Server {
-    let server = tonic::transport::Server::builder();
-    match max_connection_age {
+/// connections, not calls. With `tls` on (`CADENZA_TLS_*`), the port speaks only
+/// TLS and every client must present a certificate the CA signed.
+pub fn grpc_server(
+    max_connection_age: Option<Duration>,
+    tls: &MeshTls,
+) -> anyhow::Result<tonic::transport::Server> {
+    let mut server = tonic::transport::Server::builder();
+    if let Some(config) = tls.server_config() {
+        server = server
+            .tls_config(config)
+            .context("setting up TLS on the gRPC port")?;
+    }
+    Ok(match max_connection_age {
         Some(age) => server
             .max_connection_age(age)
             .max_connection_age_grace(CONNECTION_AGE_GRACE),
         None => server,
-    }
+    })
 }

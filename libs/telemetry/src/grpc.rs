@@ -200,10 +200,21 @@ impl tonic::service::Interceptor for TraceInterceptor {
 pub type TracedChannel =
     tonic::service::interceptor::InterceptedService<tonic::transport::Channel, TraceInterceptor>;
 
-/// Connects lazily to `url` (`http://host:port`): the first call dials, and a
-/// service starting before its peers does not fail.
-pub fn lazy_channel(url: &str) -> Result<TracedChannel, tonic::transport::Error> {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_owned())?
+/// Connects lazily to `url` (`http://host:port`, or `https://` with `tls`): the
+/// first call dials, and a service starting before its peers does not fail.
+///
+/// `tls` is how the client proves itself and checks the server under mutual TLS
+/// (`cadenza_runtime::tls::MeshTls` builds it from `CADENZA_TLS_*`); `None` dials
+/// in plain text. An `https://` URL without `tls` (every call would fail), or
+/// `tls` with an `http://` URL (tonic would quietly dial in plain text), is an
+/// error here.
+pub fn lazy_channel(
+    url: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> anyhow::Result<TracedChannel> {
+    use anyhow::Context as _;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("`{url}` is not a URL"))?
         .connect_timeout(std::time::Duration::from_secs(5))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(30))
@@ -212,10 +223,22 @@ pub fn lazy_channel(url: &str) -> Result<TracedChannel, tonic::transport::Error>
         .initial_stream_window_size(8 << 20)
         .initial_connection_window_size(16 << 20)
         .max_frame_size(1 << 20)
-        .keep_alive_while_idle(true)
-        .connect_lazy();
+        .keep_alive_while_idle(true);
+    let https = endpoint.uri().scheme_str() == Some("https");
+    match (tls, https) {
+        (Some(tls), true) => {
+            endpoint = endpoint
+                .tls_config(tls)
+                .with_context(|| format!("TLS settings for {url}"))?;
+        }
+        (None, false) => {}
+        (Some(_), false) => {
+            anyhow::bail!("`{url}` must be https:// when mutual TLS is configured")
+        }
+        (None, true) => anyhow::bail!("`{url}` is https:// but mutual TLS is not configured"),
+    }
     Ok(tonic::service::interceptor::InterceptedService::new(
-        channel,
+        endpoint.connect_lazy(),
         TraceInterceptor,
     ))
 }

@@ -65,8 +65,8 @@ where
 }
 
 fn gateway(upstream: SocketAddr, keys: &TokenKeys, authentication: Authentication) -> Proxy {
-    let channel =
-        cadenza_telemetry::grpc::lazy_channel(&format!("http://{upstream}")).expect("channel");
+    let channel = cadenza_telemetry::grpc::lazy_channel(&format!("http://{upstream}"), None)
+        .expect("channel");
     let unlimited = 1_000_000_000;
     Proxy {
         authentication,

@@ -18,6 +18,9 @@ pub struct Config {
     pub project_url: String,
     /// Asked (every replica its host name resolves to) for provider health.
     pub generation_url: String,
+    /// Mutual TLS towards project and generation (`CADENZA_TLS_*`); the
+    /// gateway's own port stays plain, TLS for the public ends at the ingress.
+    pub tls: cadenza_runtime::MeshTls,
     pub dev_mode: bool,
     /// No active secret only in dev mode: a random key is made at start-up.
     pub jwt: JwtSecrets,
@@ -33,11 +36,13 @@ impl Config {
     pub fn from_env(env: &mut Env) -> Self {
         let dev_mode = env.flag("CADENZA_DEV_MODE", false);
         let jwt = JwtSecrets::from_env(env, dev_mode);
+        let tls = cadenza_runtime::MeshTls::from_env(env);
         Self {
             addr: env.addr("CADENZA_GATEWAY_ADDR", DEFAULT_ADDR),
             admin_addr: env.addr("CADENZA_GATEWAY_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
-            project_url: env.string("CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
-            generation_url: env.string("CADENZA_GENERATION_URL", DEFAULT_GENERATION_URL),
+            project_url: tls.internal_url(env, "CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
+            generation_url: tls.internal_url(env, "CADENZA_GENERATION_URL", DEFAULT_GENERATION_URL),
+            tls,
             dev_mode,
             jwt,
             limits: crate::limits::LimitsConfig::from_env(env),

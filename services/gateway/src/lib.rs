@@ -74,7 +74,7 @@ pub async fn run(
     }
     let keys = TokenKeys::from_secrets(config.jwt.active.as_ref(), &config.jwt.previous)
         .context("CADENZA_JWT_SECRET / CADENZA_JWT_PREVIOUS_SECRETS")?;
-    let channel = cadenza_telemetry::grpc::lazy_channel(&config.project_url)?;
+    let channel = config.tls.channel(&config.project_url)?;
     let limits = limits::Limits::new(config.limits);
     {
         let (limits, shutdown) = (limits.clone(), shutdown.clone());
@@ -146,7 +146,7 @@ pub async fn run(
     let dev = config
         .dev_mode
         .then(|| DevServiceServer::new(proxy::DevTokens { keys }));
-    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), dev_mode = config.dev_mode, "gateway serving");
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), dev_mode = config.dev_mode, internal_tls = config.tls.enabled(), "gateway serving");
     let mut services = tonic::service::Routes::builder();
     services
         .add_service(health_service)
@@ -180,6 +180,7 @@ pub async fn run(
         .add_service(ProviderServiceServer::new(providers::ProviderHealthProxy {
             proxy,
             generation_url: config.generation_url.clone(),
+            tls: config.tls.clone(),
         }));
     if let Some(dev) = dev {
         services.add_service(dev);

@@ -2,6 +2,9 @@
 //! replica keeps its own circuit breakers, so the gateway asks each replica the
 //! configured host name resolves to (all pods behind a headless Service) and
 //! returns their views side by side, naming the replicas that did not answer.
+//! Under mutual TLS each replica is dialled by address but its certificate is
+//! checked against the host name that was resolved: certificates name the
+//! Service, never a pod's address.
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -21,11 +24,21 @@ pub struct ProviderHealthProxy {
     pub proxy: Proxy,
     /// `http://host:port` of `generation` (a headless Service name in Kubernetes).
     pub generation_url: String,
+    /// Mutual TLS towards the replicas (`https://` URLs), or plain text.
+    pub tls: cadenza_runtime::MeshTls,
+}
+
+/// Where the replicas are: the URL's scheme, its host name (the name their
+/// certificates carry) and every address that name resolves to.
+struct Replicas {
+    scheme: String,
+    host: String,
+    addresses: Vec<SocketAddr>,
 }
 
 impl ProviderHealthProxy {
     /// Every address the generation URL's host resolves to, in a stable order.
-    async fn replicas(&self) -> Result<(String, Vec<SocketAddr>), Status> {
+    async fn replicas(&self) -> Result<Replicas, Status> {
         let uri: http::Uri = self
             .generation_url
             .parse()
@@ -46,13 +59,23 @@ impl ProviderHealthProxy {
                 Status::unavailable("the generation service cannot be found right now")
             })?
             .collect();
-        Ok((scheme, found.into_iter().collect()))
+        Ok(Replicas {
+            scheme,
+            host,
+            addresses: found.into_iter().collect(),
+        })
     }
 }
 
-async fn ask(scheme: &str, addr: SocketAddr) -> Result<v1::GetProviderHealthResponse, String> {
-    let channel = cadenza_telemetry::grpc::lazy_channel(&format!("{scheme}://{addr}"))
-        .map_err(|err| err.to_string())?;
+async fn ask(
+    tls: &cadenza_runtime::MeshTls,
+    replicas: &Replicas,
+    addr: SocketAddr,
+) -> Result<v1::GetProviderHealthResponse, String> {
+    let url = format!("{}://{addr}", replicas.scheme);
+    let channel = tls
+        .channel_named(&url, &replicas.host)
+        .map_err(|err| format!("{err:#}"))?;
     let mut client = ProviderServiceClient::new(channel);
     let call = client.get_provider_health(v1::GetProviderHealthRequest {});
     match tokio::time::timeout(REPLICA_TIMEOUT, call).await {
@@ -69,10 +92,16 @@ impl v1::provider_service_server::ProviderService for ProviderHealthProxy {
         request: Request<v1::GetProviderHealthRequest>,
     ) -> Result<Response<v1::GetProviderHealthResponse>, Status> {
         self.proxy.admit(request, Needs::Admin).await?;
-        let (scheme, addresses) = self.replicas().await?;
-        let answers = join_all(addresses.iter().map(|addr| ask(&scheme, *addr))).await;
+        let replicas = self.replicas().await?;
+        let answers = join_all(
+            replicas
+                .addresses
+                .iter()
+                .map(|addr| ask(&self.tls, &replicas, *addr)),
+        )
+        .await;
         let mut merged = v1::GetProviderHealthResponse::default();
-        for (addr, answer) in addresses.iter().zip(answers) {
+        for (addr, answer) in replicas.addresses.iter().zip(answers) {
             match answer {
                 Ok(view) => merged.providers.extend(view.providers),
                 Err(reason) => {

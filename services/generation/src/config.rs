@@ -25,6 +25,10 @@ pub struct Config {
     /// spread over replicas that started later.
     pub max_connection_age: Option<std::time::Duration>,
     pub admin_addr: SocketAddr,
+    /// Plain-text `grpc.health.v1` for probes (`CADENZA_HEALTH_ADDR`), when set.
+    pub health_addr: Option<SocketAddr>,
+    /// Mutual TLS on the gRPC port and towards storage (`CADENZA_TLS_*`).
+    pub tls: cadenza_runtime::MeshTls,
     pub queue: cadenza_queue::QueueConfig,
     pub storage_url: String,
     pub concurrency: u16,
@@ -109,6 +113,7 @@ impl ProvidersConfig {
 
 impl Config {
     pub fn from_env(env: &mut Env) -> Self {
+        let tls = cadenza_runtime::MeshTls::from_env(env);
         Self {
             grpc_addr: env.addr("CADENZA_GENERATION_ADDR", DEFAULT_GRPC_ADDR),
             max_connection_age: match env.bounded(
@@ -120,8 +125,10 @@ impl Config {
                 seconds => Some(std::time::Duration::from_secs(seconds)),
             },
             admin_addr: env.addr("CADENZA_GENERATION_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
+            health_addr: env.optional_addr("CADENZA_HEALTH_ADDR"),
             queue: cadenza_queue::QueueConfig::from_env(env),
-            storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
+            storage_url: tls.internal_url(env, "CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
+            tls,
             concurrency: env.bounded("CADENZA_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64),
             providers: ProvidersConfig::from_env(env),
             heartbeat: Duration::from_secs(env.bounded("CADENZA_HEARTBEAT_SECONDS", 10, 1..=600)),

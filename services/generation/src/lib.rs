@@ -34,9 +34,8 @@ pub async fn run(
         "cadenza-generation",
         topology.clone(),
     ));
-    let storage =
-        StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?)
-            .max_decoding_message_size(8 << 20);
+    let storage = StorageServiceClient::new(config.tls.channel(&config.storage_url)?)
+        .max_decoding_message_size(8 << 20);
     let chain = Arc::new(build_chain(&config.providers).context("hosted provider HTTP client")?);
     let replica = replica_id();
     let worker = Arc::new(worker::Worker {
@@ -103,9 +102,10 @@ pub async fn run(
         shutdown.clone(),
     ));
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
+    cadenza_runtime::spawn_health(listeners.health, health_service.clone(), shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
-    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), concurrency = config.concurrency, "generation serving");
-    cadenza_runtime::grpc_server(config.max_connection_age)
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), concurrency = config.concurrency, tls = config.tls.enabled(), "generation serving");
+    cadenza_runtime::grpc_server(config.max_connection_age, &config.tls)?
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new(
             "generation",
         ))

@@ -238,6 +238,7 @@ async fn main() -> anyhow::Result<()> {
     let listeners = cadenza_project::Listeners {
         grpc: tokio::net::TcpListener::bind("127.0.0.1:0").await?,
         admin: None,
+        health: None,
     };
     let service = tokio::spawn(cadenza_project::run(config, listeners, shutdown.clone()));
 

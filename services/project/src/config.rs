@@ -22,6 +22,10 @@ pub struct Config {
     /// spread over replicas that started later.
     pub max_connection_age: Option<std::time::Duration>,
     pub admin_addr: SocketAddr,
+    /// Plain-text `grpc.health.v1` for probes (`CADENZA_HEALTH_ADDR`), when set.
+    pub health_addr: Option<SocketAddr>,
+    /// Mutual TLS on the gRPC port and towards storage (`CADENZA_TLS_*`).
+    pub tls: cadenza_runtime::MeshTls,
     pub database_url: String,
     pub db_pool_size: usize,
     pub queue: cadenza_queue::QueueConfig,
@@ -48,6 +52,7 @@ pub struct Config {
 impl Config {
     pub fn from_env(env: &mut Env) -> Self {
         let dev_mode = env.flag("CADENZA_DEV_MODE", false);
+        let tls = cadenza_runtime::MeshTls::from_env(env);
         Self {
             dev_mode,
             jwt: JwtSecrets::from_env(env, dev_mode),
@@ -78,10 +83,12 @@ impl Config {
                 seconds => Some(std::time::Duration::from_secs(seconds)),
             },
             admin_addr: env.addr("CADENZA_PROJECT_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
+            health_addr: env.optional_addr("CADENZA_HEALTH_ADDR"),
             database_url: env.string("CADENZA_DATABASE_URL", DEFAULT_DATABASE_URL),
             db_pool_size: env.bounded("CADENZA_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1..=512),
             queue: cadenza_queue::QueueConfig::from_env(env),
-            storage_url: env.string("CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
+            storage_url: tls.internal_url(env, "CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
+            tls,
             max_duration_seconds: env.bounded(
                 "CADENZA_MAX_DURATION_SECONDS",
                 DEFAULT_MAX_DURATION_SECONDS,

@@ -65,8 +65,7 @@ pub async fn run(
         },
         free_tier: config.free_tier,
     };
-    let storage =
-        StorageServiceClient::new(cadenza_telemetry::grpc::lazy_channel(&config.storage_url)?);
+    let storage = StorageServiceClient::new(config.tls.channel(&config.storage_url)?);
     let shared = api::Shared {
         pool: pool.clone(),
         orchestrator: orchestrator.clone(),
@@ -191,9 +190,10 @@ pub async fn run(
         shutdown.clone(),
     ));
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
+    cadenza_runtime::spawn_health(listeners.health, health_service.clone(), shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "project serving");
-    cadenza_runtime::grpc_server(config.max_connection_age)
+    cadenza_runtime::grpc_server(config.max_connection_age, &config.tls)?
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("project"))
         .add_service(health_service)
         .add_service(cadenza_runtime::version_service("project"))

@@ -24,8 +24,10 @@ async fn main() -> anyhow::Result<()> {
         None | Some("serve") => {
             let config = cadenza_project::Config::from_env(&mut env);
             env.finish()?;
-            let listeners =
-                cadenza_project::Listeners::bind(config.grpc_addr, config.admin_addr).await?;
+            let listeners = cadenza_project::Listeners::bind(config.grpc_addr, config.admin_addr)
+                .await?
+                .with_health(config.health_addr)
+                .await?;
             let outcome =
                 cadenza_project::run(config, listeners, cadenza_runtime::shutdown_signal()).await;
             cadenza_telemetry::otlp::shutdown();

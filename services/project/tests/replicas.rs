@@ -91,7 +91,11 @@ async fn health_is_not_serving_while_rabbitmq_is_unreachable() {
     let shutdown = CancellationToken::new();
     tokio::spawn(cadenza_project::run(
         config,
-        cadenza_project::Listeners { grpc, admin: None },
+        cadenza_project::Listeners {
+            grpc,
+            admin: None,
+            health: None,
+        },
         shutdown.clone(),
     ));
     let mut health = loop {

@@ -74,6 +74,8 @@ async fn main() -> anyhow::Result<()> {
         max_connection_age: None,
         http_addr,
         admin_addr: "127.0.0.1:0".parse()?,
+        health_addr: None,
+        tls: cadenza_runtime::MeshTls::plain(),
         public_url: format!("http://{http_addr}"),
         backend: BackendKind::Local,
         data_dir: data.path().to_path_buf(),
@@ -95,6 +97,7 @@ async fn main() -> anyhow::Result<()> {
             grpc,
             http,
             admin: None,
+            health: None,
         },
         shutdown.clone(),
     ));

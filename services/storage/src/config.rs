@@ -28,6 +28,11 @@ pub struct Config {
     pub max_connection_age: Option<std::time::Duration>,
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// Plain-text `grpc.health.v1` for probes (`CADENZA_HEALTH_ADDR`), when set.
+    pub health_addr: Option<SocketAddr>,
+    /// Mutual TLS on the gRPC port (`CADENZA_TLS_*`); the signed-URL HTTP port
+    /// and the admin port stay plain.
+    pub tls: cadenza_runtime::MeshTls,
     /// Base of signed URLs, as a browser reaches `http_addr`.
     pub public_url: String,
     pub backend: BackendKind,
@@ -74,6 +79,8 @@ impl Config {
             },
             http_addr,
             admin_addr: env.addr("CADENZA_STORAGE_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
+            health_addr: env.optional_addr("CADENZA_HEALTH_ADDR"),
+            tls: cadenza_runtime::MeshTls::from_env(env),
             public_url: env
                 .string("CADENZA_STORAGE_PUBLIC_URL", &format!("http://{http_addr}"))
                 .trim_end_matches('/')

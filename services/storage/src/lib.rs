@@ -25,6 +25,8 @@ pub struct Listeners {
     pub grpc: TcpListener,
     pub http: TcpListener,
     pub admin: Option<TcpListener>,
+    /// Plain-text `grpc.health.v1` for probes, when the gRPC port needs mTLS.
+    pub health: Option<TcpListener>,
 }
 
 impl Listeners {
@@ -33,6 +35,10 @@ impl Listeners {
             grpc: cadenza_runtime::bind(config.grpc_addr).await?,
             http: cadenza_runtime::bind(config.http_addr).await?,
             admin: Some(cadenza_runtime::bind(config.admin_addr).await?),
+            health: match config.health_addr {
+                Some(addr) => Some(cadenza_runtime::bind(addr).await?),
+                None => None,
+            },
         })
     }
 }
@@ -109,6 +115,7 @@ pub async fn run(
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
 
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
+    cadenza_runtime::spawn_health(listeners.health, health_service.clone(), shutdown.clone());
     let http_app = http::router(http::FileServer {
         store,
         catalog,
@@ -121,8 +128,8 @@ pub async fn run(
             .await
     });
 
-    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "storage serving");
-    cadenza_runtime::grpc_server(config.max_connection_age)
+    tracing::info!(addr = ?listeners.grpc.local_addr().ok(), tls = config.tls.enabled(), "storage serving");
+    cadenza_runtime::grpc_server(config.max_connection_age, &config.tls)?
         // Artifacts are megabytes: the 64 KiB HTTP/2 default window would cap a
         // stream at one window per round trip.
         .initial_stream_window_size(Some(STREAM_WINDOW_BYTES))

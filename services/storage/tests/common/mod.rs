@@ -177,6 +177,8 @@ async fn launch(
         max_connection_age: None,
         http_addr,
         admin_addr: "127.0.0.1:0".parse().expect("addr"),
+        health_addr: None,
+        tls: cadenza_runtime::MeshTls::plain(),
         public_url: format!("http://{http_addr}"),
         backend: kind,
         data_dir: data.path().to_path_buf(),
@@ -199,6 +201,7 @@ async fn launch(
         grpc,
         http,
         admin: None,
+        health: None,
     };
     tokio::spawn(cadenza_storage::run(config, listeners, shutdown.clone()));
     let client = loop {
