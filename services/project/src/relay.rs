@@ -16,6 +16,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 
 use crate::store::Reusable;
+use crate::store::outbox::{self as outbox_store, NewMessage};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -34,6 +35,11 @@ const KEEP_PUBLISHED: Duration = Duration::from_secs(24 * 3600);
 const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 
 pub const OUTBOX_BACKLOG: &str = "cadenza_outbox_backlog_messages";
+
+/// How long the relay leaves alone the work a stage update's handler publishes
+/// itself ([`publish_now`]). Only a handler that dies between its commit and
+/// the broker's confirm makes that work wait this long.
+pub const DIRECT_LEASE: Duration = Duration::from_secs(10);
 
 /// Runs until `shutdown`; `wake` is notified after a commit that wrote outbox rows.
 pub async fn run(
@@ -151,14 +157,7 @@ async fn relay_on(conn: &mut AsyncPgConnection, publisher: &Publisher) -> anyhow
         return Ok(0);
     }
     let ids: Vec<String> = rows.iter().map(|row| row.1.to_string()).collect();
-    let traceparents: Vec<String> = rows
-        .iter()
-        .map(|row| {
-            cadenza_queue::decode(&row.3)
-                .map(|(envelope, _)| envelope.traceparent)
-                .unwrap_or_default()
-        })
-        .collect();
+    let traceparents: Vec<String> = rows.iter().map(|row| traceparent_of(&row.3)).collect();
     let messages: Vec<Outgoing<'_>> = rows
         .iter()
         .zip(ids.iter().zip(&traceparents))
@@ -231,6 +230,12 @@ async fn claim(conn: &AsyncPgConnection) -> QueryResult<Vec<(i64, uuid::Uuid, St
         let mut conn = conn;
         outbox::table
             .filter(outbox::published_at.is_null())
+            // Not leased to its writer, or its writer died: see [`publish_now`].
+            .filter(
+                outbox::relay_after
+                    .is_null()
+                    .or(outbox::relay_after.le(diesel::dsl::now)),
+            )
             .order(outbox::id.asc())
             .limit(BATCH)
             .select((
@@ -245,6 +250,77 @@ async fn claim(conn: &AsyncPgConnection) -> QueryResult<Vec<(i64, uuid::Uuid, St
             .await
     };
     Ok(futures::try_join!(begin, rows)?.1)
+}
+
+/// The trace context a message carries in its envelope.
+fn traceparent_of(payload: &[u8]) -> String {
+    cadenza_queue::decode(payload)
+        .map(|(envelope, _)| envelope.traceparent)
+        .unwrap_or_default()
+}
+
+/// Publishes messages their writer has just committed with a lease (see
+/// [`DIRECT_LEASE`]): the next stage's work then reaches the broker straight
+/// after the commit that queued it, without waiting for the relay to wake and
+/// claim it. What the broker confirms is marked published; what it does not is
+/// handed back to the relay at once, which retries it as it retries any row.
+pub async fn publish_now(
+    pool: &Pool,
+    publisher: &Publisher,
+    messages: &[NewMessage],
+    relay_wake: &Notify,
+) {
+    if messages.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = messages.iter().map(|m| m.message_id.to_string()).collect();
+    let traceparents: Vec<String> = messages
+        .iter()
+        .map(|m| traceparent_of(&m.payload))
+        .collect();
+    let outgoing: Vec<Outgoing<'_>> = messages
+        .iter()
+        .zip(ids.iter().zip(&traceparents))
+        .map(|(message, (id, traceparent))| Outgoing {
+            routing_key: message.routing_key,
+            message_id: id,
+            traceparent,
+            payload: &message.payload,
+        })
+        .collect();
+    let results = publisher.publish_all(&outgoing).await;
+    let (mut confirmed, mut refused) = (Vec::new(), Vec::new());
+    let mut failure = None;
+    for (message, result) in messages.iter().zip(results) {
+        match result {
+            Ok(()) => confirmed.push(message.message_id),
+            Err(err) => {
+                failure.get_or_insert(err);
+                refused.push(message.message_id);
+            }
+        }
+    }
+    if let Some(err) = failure {
+        tracing::warn!(error = %err, messages = refused.len(), "publishing work at once failed; the relay takes it over");
+    }
+    let recorded = async {
+        let conn = pool.get().await?;
+        let conn: &AsyncPgConnection = &conn;
+        futures::try_join!(
+            outbox_store::mark_published(conn, &confirmed),
+            outbox_store::release(conn, &refused),
+        )?;
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(err) = recorded {
+        // Confirmed rows left unmarked are sent again when their lease ends
+        // (consumers deduplicate); refused ones wait for it.
+        tracing::warn!(error = %err, "could not record what was published at once; the relay sends it when the lease ends");
+    }
+    if !refused.is_empty() {
+        relay_wake.notify_one();
+    }
 }
 
 /// Sets the backlog gauge: rows written but not yet published.

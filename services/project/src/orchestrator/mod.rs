@@ -8,7 +8,7 @@
 //!
 //! A transaction here reads what it needs first (the project locked, then the
 //! run's stages locked), decides in memory, and sends its writes together at the
-//! end ([`Writes`]): on this path a round trip to Postgres costs far more than
+//! end (`Writes`): on this path a round trip to Postgres costs far more than
 //! the statement it carries, so a report costs a handful of round trips, not one
 //! per statement.
 
@@ -62,6 +62,9 @@ pub(crate) struct Writes {
     /// Outputs to keep.
     assets: Vec<AssetRow>,
     provenance: Option<run_store::NewProvenance>,
+    /// Set when the caller publishes the outbox messages itself right after
+    /// the commit: the relay leaves them alone until then.
+    relay_after: Option<DateTime<Utc>>,
 }
 
 impl Writes {
@@ -87,13 +90,13 @@ impl Writes {
     /// the previous one's answer (they are independent of each other), so
     /// the lot costs about one round trip. `last_seq` is the project's event
     /// counter if the caller read it under the project's lock (see
-    /// [`events::append_all`]).
+    /// [`events::append_all`]). Returns the outbox messages written.
     async fn flush(
         self,
         conn: &AsyncPgConnection,
         project_id: Uuid,
         last_seq: Option<i64>,
-    ) -> ApiResult<()> {
+    ) -> ApiResult<Vec<NewMessage>> {
         let Writes {
             stages,
             run,
@@ -103,6 +106,7 @@ impl Writes {
             logs,
             assets,
             provenance,
+            relay_after,
         } = self;
         let stages = futures::future::try_join_all(
             stages
@@ -123,7 +127,7 @@ impl Writes {
                 None => Ok(()),
             }
         };
-        let outbox = outbox::insert_all(conn, &outbox);
+        let outbox_rows = outbox::insert_all(conn, &outbox, relay_after);
         let logs =
             futures::future::try_join_all(logs.iter().map(|line| run_store::add_log(conn, line)));
         let assets = futures::future::try_join_all(
@@ -137,9 +141,16 @@ impl Writes {
         };
         let events = events::append_all(conn, project_id, last_seq, events);
         futures::try_join!(
-            stages, run, project, outbox, logs, assets, provenance, events
+            stages,
+            run,
+            project,
+            outbox_rows,
+            logs,
+            assets,
+            provenance,
+            events
         )?;
-        Ok(())
+        Ok(outbox)
     }
 }
 
@@ -397,7 +408,8 @@ impl Orchestrator {
         let stages = run_store::lock_stages(conn, run.id).await?;
         let mut held = HeldRun::new(run.clone(), stages);
         self.finish(conn, &mut held, state, error).await?;
-        held.writes.flush(conn, run.project_id, None).await
+        held.writes.flush(conn, run.project_id, None).await?;
+        Ok(())
     }
 
     /// [`Self::finish_run`] on a held run: settles the credits at once, and

@@ -18,19 +18,46 @@ use crate::domain::{RunState, StageKind, StageState};
 use crate::error::{ApiError, ApiResult};
 use crate::store::events::EventType;
 use crate::store::models::{AssetRow, RunRow, StageRow};
+use crate::store::outbox::NewMessage;
 use crate::store::{projects, runs as run_store};
 
 impl Orchestrator {
-    /// Applies one worker report in its own transaction.
+    /// Applies one worker report in its own transaction; the work it causes
+    /// is published by the relay.
     pub async fn apply_update(
         &self,
         conn: &mut AsyncPgConnection,
         message_id: Uuid,
         update: v1::StageUpdate,
     ) -> ApiResult<Applied> {
+        let (applied, _) = self
+            .apply_update_publishing(conn, message_id, update, None)
+            .await?;
+        Ok(applied)
+    }
+
+    /// [`Self::apply_update`] for a caller that publishes the work the report
+    /// causes itself, right after the commit (`crate::relay::publish_now`):
+    /// the outbox rows are leased to it until `lease_until`, and returned. With
+    /// no lease nothing is returned: the relay publishes the rows.
+    pub async fn apply_update_publishing(
+        &self,
+        conn: &mut AsyncPgConnection,
+        message_id: Uuid,
+        update: v1::StageUpdate,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
         let this = self.clone();
-        conn.transaction(async move |conn| this.apply_in_tx(conn, message_id, update).await)
-            .await
+        let (applied, messages) = conn
+            .transaction(async move |conn| {
+                this.apply_in_tx(conn, message_id, update, lease_until)
+                    .await
+            })
+            .await?;
+        match lease_until {
+            Some(_) => Ok((applied, messages)),
+            None => Ok((applied, Vec::new())),
+        }
     }
 
     async fn apply_in_tx(
@@ -38,9 +65,10 @@ impl Orchestrator {
         conn: &mut AsyncPgConnection,
         message_id: Uuid,
         update: v1::StageUpdate,
-    ) -> ApiResult<Applied> {
+        lease_until: Option<DateTime<Utc>>,
+    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
         let Ok(stage_id) = Uuid::parse_str(&update.stage_id) else {
-            return Ok(Applied::Ignored);
+            return Ok((Applied::Ignored, Vec::new()));
         };
         // One round trip, in this order: the message id into the inbox, then the
         // project's lock (lock order: project, then stages), the run as it is
@@ -70,10 +98,10 @@ impl Orchestrator {
             )?
         };
         if !first_time {
-            return Ok(Applied::Ignored);
+            return Ok((Applied::Ignored, Vec::new()));
         }
         let Some(index) = stages.iter().position(|s| s.id == stage_id) else {
-            return Ok(Applied::Ignored);
+            return Ok((Applied::Ignored, Vec::new()));
         };
         let (Some((project_id, last_seq)), Some(run)) = (project, run) else {
             return Err(diesel::result::Error::NotFound.into());
@@ -90,9 +118,10 @@ impl Orchestrator {
         };
         let attempt = i32::try_from(update.attempt).unwrap_or(-1);
         if attempt != stage.attempt {
-            return Ok(Applied::Ignored);
+            return Ok((Applied::Ignored, Vec::new()));
         }
         let mut held = HeldRun::new(run, stages);
+        held.writes.relay_after = lease_until;
         // A worker's lines about the current attempt are kept even after the run
         // ended (a stage stopping because its run was cancelled says so).
         for log in &update.logs {
@@ -116,8 +145,8 @@ impl Orchestrator {
             });
         }
         if state.is_terminal() || run_state.is_terminal() {
-            held.writes.flush(conn, project_id, Some(last_seq)).await?;
-            return Ok(Applied::Ignored);
+            let messages = held.writes.flush(conn, project_id, Some(last_seq)).await?;
+            return Ok((Applied::Ignored, messages));
         }
         // Any report of the current attempt is a sign of life (written with
         // whatever else this report changes on the stage).
@@ -150,8 +179,8 @@ impl Orchestrator {
             }
             None => Applied::Ignored,
         };
-        held.writes.flush(conn, project_id, Some(last_seq)).await?;
-        Ok(applied)
+        let messages = held.writes.flush(conn, project_id, Some(last_seq)).await?;
+        Ok((applied, messages))
     }
 
     /// Moves a queued stage to RUNNING and records its start, once. Reports of one

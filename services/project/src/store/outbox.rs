@@ -1,7 +1,8 @@
 //! The transactional outbox: messages written with the state change that causes
-//! them, published by the relay after the commit.
+//! them, published after the commit, by their writer at once or by the relay.
 
 use cadenza_db::schema::outbox;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
@@ -19,7 +20,15 @@ pub struct NewMessage {
 
 /// Writes `messages` in one statement (a transaction writes a handful at most,
 /// so the few texts are kept prepared: see [`Reusable`]).
-pub async fn insert_all(mut conn: &AsyncPgConnection, messages: &[NewMessage]) -> QueryResult<()> {
+///
+/// `relay_after`, when set, keeps the relay away from the rows until then: the
+/// writer publishes them itself right after its commit, and the relay sends
+/// them only if the writer died first (or gave them back, [`release`]).
+pub async fn insert_all(
+    mut conn: &AsyncPgConnection,
+    messages: &[NewMessage],
+    relay_after: Option<DateTime<Utc>>,
+) -> QueryResult<()> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -31,6 +40,7 @@ pub async fn insert_all(mut conn: &AsyncPgConnection, messages: &[NewMessage]) -
                 outbox::exchange.eq(&message.exchange),
                 outbox::routing_key.eq(message.routing_key),
                 outbox::payload.eq(&message.payload),
+                outbox::relay_after.eq(relay_after),
             )
         })
         .collect();
@@ -38,4 +48,39 @@ pub async fn insert_all(mut conn: &AsyncPgConnection, messages: &[NewMessage]) -
         .execute(&mut conn)
         .await
         .map(drop)
+}
+
+/// Marks the messages published (the broker confirmed them).
+pub async fn mark_published(mut conn: &AsyncPgConnection, message_ids: &[Uuid]) -> QueryResult<()> {
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    Reusable(
+        diesel::update(outbox::table.filter(outbox::message_id.eq_any(message_ids))).set((
+            outbox::published_at.eq(diesel::dsl::now),
+            outbox::attempts.eq(outbox::attempts + 1),
+        )),
+    )
+    .execute(&mut conn)
+    .await
+    .map(drop)
+}
+
+/// Hands messages whose writer could not publish them to the relay at once,
+/// instead of when their lease runs out.
+pub async fn release(mut conn: &AsyncPgConnection, message_ids: &[Uuid]) -> QueryResult<()> {
+    if message_ids.is_empty() {
+        return Ok(());
+    }
+    Reusable(
+        diesel::update(
+            outbox::table
+                .filter(outbox::message_id.eq_any(message_ids))
+                .filter(outbox::published_at.is_null()),
+        )
+        .set(outbox::relay_after.eq(None::<DateTime<Utc>>)),
+    )
+    .execute(&mut conn)
+    .await
+    .map(drop)
 }
