@@ -147,6 +147,7 @@ diesel::table! {
         created_at -> Timestamptz,
         published_at -> Nullable<Timestamptz>,
         attempts -> Int4,
+        relay_after -> Nullable<Timestamptz>,
     }
 }
 

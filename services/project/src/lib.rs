@@ -101,6 +101,7 @@ pub async fn run(
     tasks.spawn(hub.listen(config.database_url.clone(), shutdown.clone()));
     {
         let (pool, orchestrator, wake) = (pool.clone(), orchestrator.clone(), relay_wake.clone());
+        let publisher = publisher.clone();
         let (url, queue, topology, stop) = (
             config.queue.url.clone(),
             topology.update_queue(),
@@ -116,7 +117,13 @@ pub async fn run(
                 UPDATE_PREFETCH,
                 stop,
                 move |incoming| {
-                    updates::handle(pool.clone(), orchestrator.clone(), wake.clone(), incoming)
+                    updates::handle(
+                        pool.clone(),
+                        orchestrator.clone(),
+                        publisher.clone(),
+                        wake.clone(),
+                        incoming,
+                    )
                 },
             )
             .await;

@@ -4,16 +4,21 @@ use std::sync::Arc;
 
 use cadenza_db::Pool;
 use cadenza_proto::v1::envelope::Body;
+use cadenza_queue::Publisher;
 use cadenza_queue::consume::{Handled, Incoming};
 use tokio::sync::Notify;
 
 use crate::orchestrator::{Applied, Orchestrator};
 
 /// Handles one delivery: malformed messages are dead-lettered, database trouble
-/// requeues, everything else is applied (idempotently) and acked.
+/// requeues, everything else is applied (idempotently) and acked. The work an
+/// update causes is published from here, right after its commit (the shortest
+/// path from one stage's result to the next stage's start); the relay stands in
+/// for what does not get through.
 pub async fn handle(
     pool: Pool,
     orchestrator: Orchestrator,
+    publisher: Arc<Publisher>,
     relay_wake: Arc<Notify>,
     incoming: Incoming,
 ) -> Handled {
@@ -43,16 +48,18 @@ pub async fn handle(
             let (pool, orchestrator, update) = (pool.clone(), orchestrator.clone(), update.clone());
             async move {
                 let mut conn = pool.get().await?;
-                orchestrator.apply_update(&mut conn, message_id, update).await
+                let lease_until = chrono::Utc::now() + crate::relay::DIRECT_LEASE;
+                orchestrator
+                    .apply_update_publishing(&mut conn, message_id, update, Some(lease_until))
+                    .await
             }
         })
         .await;
         match applied {
-            Ok(Applied::Changed) => {
-                relay_wake.notify_one();
+            Ok((Applied::Changed | Applied::Ignored, messages)) => {
+                crate::relay::publish_now(&pool, &publisher, &messages, &relay_wake).await;
                 Handled::Ack
             }
-            Ok(Applied::Ignored) => Handled::Ack,
             Err(err) if crate::patience::is_transient(&err) => {
                 tracing::warn!(trace_id = %context.trace_id, error = %err, "the database stayed away; requeueing the update");
                 Handled::Requeue

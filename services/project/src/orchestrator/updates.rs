@@ -1,31 +1,63 @@
 //! Applying what workers report: one transaction per report, keyed by message id
 //! (inbox), stage id and attempt, moving stages only forward.
+//!
+//! A report costs four round trips to Postgres: BEGIN; the inbox, the locks and
+//! what is needed to decide (pipelined); every write (pipelined); COMMIT. (The
+//! end of a run adds the credits' settlement, and a retry ordered by the
+//! reconciler or the dead-letter queue a read of the run's outputs.)
 
-use cadenza_db::schema::{assets, inbox, runs, stage_provenance, stages};
+use cadenza_db::schema::inbox;
 use cadenza_proto::v1::{self, stage_update::Update};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
-use super::{Applied, Orchestrator};
+use super::{Applied, HeldRun, Orchestrator, inputs_from};
 use crate::domain::{RunState, StageKind, StageState};
 use crate::error::{ApiError, ApiResult};
 use crate::store::events::EventType;
-use crate::store::models::{RunRow, StageRow};
+use crate::store::models::{AssetRow, RunRow, StageRow};
+use crate::store::outbox::NewMessage;
 use crate::store::{projects, runs as run_store};
 
 impl Orchestrator {
-    /// Applies one worker report in its own transaction.
+    /// Applies one worker report in its own transaction; the work it causes
+    /// is published by the relay.
     pub async fn apply_update(
         &self,
         conn: &mut AsyncPgConnection,
         message_id: Uuid,
         update: v1::StageUpdate,
     ) -> ApiResult<Applied> {
+        let (applied, _) = self
+            .apply_update_publishing(conn, message_id, update, None)
+            .await?;
+        Ok(applied)
+    }
+
+    /// [`Self::apply_update`] for a caller that publishes the work the report
+    /// causes itself, right after the commit (`crate::relay::publish_now`):
+    /// the outbox rows are leased to it until `lease_until`, and returned. With
+    /// no lease nothing is returned: the relay publishes the rows.
+    pub async fn apply_update_publishing(
+        &self,
+        conn: &mut AsyncPgConnection,
+        message_id: Uuid,
+        update: v1::StageUpdate,
+        lease_until: Option<DateTime<Utc>>,
+    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
         let this = self.clone();
-        conn.transaction(async move |conn| this.apply_in_tx(conn, message_id, update).await)
-            .await
+        let (applied, messages) = conn
+            .transaction(async move |conn| {
+                this.apply_in_tx(conn, message_id, update, lease_until)
+                    .await
+            })
+            .await?;
+        match lease_until {
+            Some(_) => Ok((applied, messages)),
+            None => Ok((applied, Vec::new())),
+        }
     }
 
     async fn apply_in_tx(
@@ -33,30 +65,48 @@ impl Orchestrator {
         conn: &mut AsyncPgConnection,
         message_id: Uuid,
         update: v1::StageUpdate,
-    ) -> ApiResult<Applied> {
-        let first_time = diesel::insert_into(inbox::table)
-            .values(inbox::message_id.eq(message_id))
-            .on_conflict_do_nothing()
-            .execute(conn)
-            .await?;
-        if first_time == 0 {
-            return Ok(Applied::Ignored);
-        }
+        lease_until: Option<DateTime<Utc>>,
+    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
         let Ok(stage_id) = Uuid::parse_str(&update.stage_id) else {
-            return Ok(Applied::Ignored);
+            return Ok((Applied::Ignored, Vec::new()));
         };
-        let Some(stage) = run_store::stage(conn, stage_id).await? else {
-            return Ok(Applied::Ignored);
+        // One round trip, in this order: the message id into the inbox, then the
+        // project's lock (lock order: project, then stages), the run as it is
+        // under that lock, and the run's stages, locked. All are found from the
+        // stage id, so none waits for another's answer. A completion needs the
+        // run's outputs so far too (its inputs, and those of the stages it lets
+        // start), and so may a failure (the retry's inputs).
+        let wants_assets = matches!(
+            update.update,
+            Some(Update::Completed(_) | Update::Failed(_))
+        );
+        let (first_time, project, run, stages, assets) = {
+            let conn: &AsyncPgConnection = conn;
+            let assets = async {
+                if wants_assets {
+                    run_store::assets_of_run_of(conn, stage_id).await.map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
+            futures::try_join!(
+                record_in_inbox(conn, message_id),
+                projects::lock_of_stage(conn, stage_id),
+                run_store::run_of_stage(conn, stage_id),
+                run_store::lock_stages_of_run_of(conn, stage_id),
+                assets,
+            )?
         };
-        let run = run_store::get(conn, stage.run_id).await?;
-        // Lock order: project, then stages.
-        projects::lock_by_id(conn, run.project_id).await?;
-        let run = run_store::get(conn, stage.run_id).await?;
-        let stage = run_store::lock_stages(conn, run.id)
-            .await?
-            .into_iter()
-            .find(|s| s.id == stage_id)
-            .ok_or(diesel::result::Error::NotFound)?;
+        if !first_time {
+            return Ok((Applied::Ignored, Vec::new()));
+        }
+        let Some(index) = stages.iter().position(|s| s.id == stage_id) else {
+            return Ok((Applied::Ignored, Vec::new()));
+        };
+        let (Some((project_id, last_seq)), Some(run)) = (project, run) else {
+            return Err(diesel::result::Error::NotFound.into());
+        };
+        let stage = &stages[index];
         let (Some(kind), Some(state), Some(run_state)) = (
             StageKind::parse(&stage.kind),
             StageState::parse(&stage.state),
@@ -68,8 +118,10 @@ impl Orchestrator {
         };
         let attempt = i32::try_from(update.attempt).unwrap_or(-1);
         if attempt != stage.attempt {
-            return Ok(Applied::Ignored);
+            return Ok((Applied::Ignored, Vec::new()));
         }
+        let mut held = HeldRun::new(run, stages);
+        held.writes.relay_after = lease_until;
         // A worker's lines about the current attempt are kept even after the run
         // ended (a stage stopping because its run was cancelled says so).
         for log in &update.logs {
@@ -78,294 +130,214 @@ impl Orchestrator {
                 .as_ref()
                 .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, 0))
                 .unwrap_or_else(Utc::now);
-            let severity = i16::try_from(log.severity.clamp(1, 3)).unwrap_or(1);
-            let message: String = log.message.chars().take(2000).collect();
             let short = |text: &str| text.chars().take(200).collect::<String>();
-            run_store::add_log(
-                conn,
-                run_store::LogLine {
-                    run_id: run.id,
-                    stage_kind: kind.as_str(),
-                    attempt,
-                    severity,
-                    message: &message,
-                    at,
-                    provider: &short(&log.provider),
-                    provider_job_id: &short(&log.provider_job_id),
-                    error_code: &short(&log.error_code),
-                    worker_id: &short(&update.worker_id),
-                },
-            )
-            .await?;
+            held.writes.logs.push(run_store::LogLine {
+                run_id: held.run.id,
+                stage_kind: kind.as_str(),
+                attempt,
+                severity: i16::try_from(log.severity.clamp(1, 3)).unwrap_or(1),
+                message: log.message.chars().take(2000).collect(),
+                at,
+                provider: short(&log.provider),
+                provider_job_id: short(&log.provider_job_id),
+                error_code: short(&log.error_code),
+                worker_id: short(&update.worker_id),
+            });
         }
         if state.is_terminal() || run_state.is_terminal() {
-            return Ok(Applied::Ignored);
+            let messages = held.writes.flush(conn, project_id, Some(last_seq)).await?;
+            return Ok((Applied::Ignored, messages));
         }
-        // Any report of the current attempt is a sign of life.
-        diesel::update(stages::table.find(stage.id))
-            .set(stages::heartbeat_at.eq(Utc::now()))
-            .execute(conn)
-            .await?;
+        // Any report of the current attempt is a sign of life (written with
+        // whatever else this report changes on the stage).
+        let now = Utc::now();
+        held.writes.stage(stage_id).heartbeat_at = Some(now);
         let provider: String = update.provider.chars().take(64).collect();
-        match update.update {
-            Some(Update::Started(_)) => self.on_started(conn, &run, &stage, kind, &provider).await,
+        let applied = match update.update {
+            Some(Update::Started(_)) => {
+                if self.start(&mut held, index, kind, &provider, now) {
+                    Applied::Changed
+                } else {
+                    Applied::Ignored
+                }
+            }
             Some(Update::Progress(p)) => {
-                self.on_progress(conn, &run, &stage, kind, &provider, p.progress)
-                    .await
+                self.on_progress(&mut held, index, kind, &provider, p.progress, now)
             }
             Some(Update::Completed(done)) => {
-                self.on_completed(conn, &run, &stage, kind, &provider, done)
-                    .await
+                let assets = assets.unwrap_or_default();
+                self.on_completed(conn, &mut held, index, kind, &provider, done, assets, now)
+                    .await?
             }
-            Some(Update::Failed(failed)) => self.on_failed(conn, &run, &stage, kind, failed).await,
+            Some(Update::Failed(failed)) => {
+                self.fail(conn, &mut held, index, kind, failed, assets)
+                    .await?
+            }
             Some(Update::Heartbeat(_)) => {
-                self.ensure_started(conn, &run, &stage, kind, &provider)
-                    .await?;
-                Ok(Applied::Changed)
-            }
-            None => Ok(Applied::Ignored),
-        }
-    }
-
-    async fn mark_run_running(
-        &self,
-        conn: &mut AsyncPgConnection,
-        run: &RunRow,
-    ) -> ApiResult<RunState> {
-        if run.state == RunState::Queued.as_str() {
-            diesel::update(runs::table.find(run.id))
-                .set((
-                    runs::state.eq(RunState::Running.as_str()),
-                    runs::started_at.eq(Utc::now()),
-                ))
-                .execute(conn)
-                .await?;
-        }
-        Ok(RunState::Running)
-    }
-
-    async fn on_started(
-        &self,
-        conn: &mut AsyncPgConnection,
-        run: &RunRow,
-        stage: &StageRow,
-        kind: StageKind,
-        provider: &str,
-    ) -> ApiResult<Applied> {
-        Ok(
-            if self
-                .ensure_started(conn, run, stage, kind, provider)
-                .await?
-            {
+                self.start(&mut held, index, kind, &provider, now);
                 Applied::Changed
-            } else {
-                Applied::Ignored
-            },
-        )
+            }
+            None => Applied::Ignored,
+        };
+        let messages = held.writes.flush(conn, project_id, Some(last_seq)).await?;
+        Ok((applied, messages))
     }
 
     /// Moves a queued stage to RUNNING and records its start, once. Reports of one
     /// attempt are applied concurrently, so progress or completion may arrive
     /// before "started": whichever comes first records the start, so every stage
     /// has the same history, and the later "started" is ignored.
-    async fn ensure_started(
+    fn start(
         &self,
-        conn: &mut AsyncPgConnection,
-        run: &RunRow,
-        stage: &StageRow,
+        held: &mut HeldRun,
+        index: usize,
         kind: StageKind,
         provider: &str,
-    ) -> ApiResult<bool> {
+        now: DateTime<Utc>,
+    ) -> bool {
+        let stage = &held.stages[index];
         if stage.state != StageState::Queued.as_str() {
-            return Ok(false);
+            return false;
         }
-        let now = Utc::now();
-        let queued_at: Option<chrono::DateTime<Utc>> = diesel::update(stages::table.find(stage.id))
-            .set((
-                stages::state.eq(StageState::Running.as_str()),
-                stages::started_at.eq(now),
-                stages::provider.eq(provider),
-            ))
-            .returning(stages::queued_at)
-            .get_result(conn)
-            .await?;
+        let (queued_at, attempt) = (stage.queued_at, stage.attempt);
+        let changes = held.set_state(index, StageState::Running);
+        changes.started_at = Some(now);
+        changes.provider = Some(provider.to_owned());
         // The consumer lag: how long the work waited for a worker.
         if let Some(waited) = queued_at.and_then(|at| (now - at).to_std().ok()) {
             metrics::histogram!("cadenza_stage_queue_wait_seconds", "kind" => kind.as_str())
                 .record(waited.as_secs_f64());
         }
-        let run_state = self.mark_run_running(conn, run).await?;
-        self.stage_event(
-            conn,
-            run,
+        let run_state = held.mark_running(now);
+        held.stage_event(
             kind,
             StageState::Running,
             run_state,
             EventType::StageStarted,
             0.0,
-            stage.attempt,
+            attempt,
             "",
-        )
-        .await?;
-        Ok(true)
+        );
+        true
     }
 
-    async fn on_progress(
+    fn on_progress(
         &self,
-        conn: &mut AsyncPgConnection,
-        run: &RunRow,
-        stage: &StageRow,
+        held: &mut HeldRun,
+        index: usize,
         kind: StageKind,
         provider: &str,
         progress: f32,
-    ) -> ApiResult<Applied> {
+        now: DateTime<Utc>,
+    ) -> Applied {
         // Progress never goes back, and a finished stage reports 1 by completing.
         let progress = if progress.is_finite() {
             progress.clamp(0.0, 0.99)
         } else {
             0.0
         };
-        if progress <= stage.progress {
-            return Ok(Applied::Ignored);
+        if progress <= held.stages[index].progress {
+            return Applied::Ignored;
         }
-        self.ensure_started(conn, run, stage, kind, provider)
-            .await?;
-        diesel::update(stages::table.find(stage.id))
-            .set(stages::progress.eq(progress))
-            .execute(conn)
-            .await?;
-        let run_state = self.mark_run_running(conn, run).await?;
-        self.stage_event(
-            conn,
-            run,
+        self.start(held, index, kind, provider, now);
+        let stage = &mut held.stages[index];
+        stage.progress = progress;
+        let (id, attempt) = (stage.id, stage.attempt);
+        held.writes.stage(id).progress = Some(progress);
+        let run_state = held.mark_running(now);
+        held.stage_event(
             kind,
             StageState::Running,
             run_state,
             EventType::StageProgress,
             progress,
-            stage.attempt,
+            attempt,
             "",
-        )
-        .await?;
-        Ok(Applied::Changed)
+        );
+        Applied::Changed
     }
 
+    /// `assets` are the outputs the run had kept before this report.
+    #[allow(clippy::too_many_arguments)]
     async fn on_completed(
         &self,
         conn: &mut AsyncPgConnection,
-        run: &RunRow,
-        stage: &StageRow,
+        held: &mut HeldRun,
+        index: usize,
         kind: StageKind,
         provider: &str,
         done: v1::StageCompleted,
+        mut assets: Vec<AssetRow>,
+        now: DateTime<Utc>,
     ) -> ApiResult<Applied> {
-        let now = Utc::now();
-        self.ensure_started(conn, run, stage, kind, provider)
-            .await?;
-        self.record_provenance(conn, run, stage, kind, provider, &done)
-            .await?;
-        for output in done.outputs {
-            let kind_str = crate::domain::asset_kind_str(output.kind()).unwrap_or("unknown");
-            diesel::insert_into(assets::table)
-                .values((
-                    assets::id.eq(Uuid::now_v7()),
-                    assets::project_id.eq(run.project_id),
-                    assets::run_id.eq(run.id),
-                    assets::stage_kind.eq(kind.as_str()),
-                    assets::kind.eq(kind_str),
-                    assets::file_name.eq(&output.file_name),
-                    assets::object_key.eq(&output.object_key),
-                    assets::content_type.eq(&output.content_type),
-                    assets::size_bytes.eq(output.size_bytes),
-                    assets::sha256.eq(&output.sha256),
-                ))
-                .on_conflict((assets::run_id, assets::file_name))
-                .do_nothing()
-                .execute(conn)
-                .await?;
+        // The outputs join the run's (after the ones kept before). One named
+        // like an output already kept is not kept again: the first stays.
+        for output in &done.outputs {
+            if assets.iter().any(|a| a.file_name == output.file_name) {
+                continue;
+            }
+            let asset = AssetRow {
+                id: Uuid::now_v7(),
+                project_id: held.run.project_id,
+                run_id: held.run.id,
+                stage_kind: kind.as_str().to_owned(),
+                kind: crate::domain::asset_kind_str(output.kind())
+                    .unwrap_or("unknown")
+                    .to_owned(),
+                file_name: output.file_name.clone(),
+                object_key: output.object_key.clone(),
+                content_type: output.content_type.clone(),
+                size_bytes: output.size_bytes,
+                sha256: output.sha256.clone(),
+                created_at: now,
+            };
+            held.writes.assets.push(asset.clone());
+            assets.push(asset);
         }
-        diesel::update(stages::table.find(stage.id))
-            .set((
-                stages::state.eq(StageState::Succeeded.as_str()),
-                stages::progress.eq(1.0f32),
-                stages::provider.eq(provider),
-                stages::finished_at.eq(now),
-            ))
-            .execute(conn)
-            .await?;
-        let run_state = self.mark_run_running(conn, run).await?;
-        self.stage_event(
-            conn,
-            run,
+        self.start(held, index, kind, provider, now);
+        let stage = &mut held.stages[index];
+        stage.progress = 1.0;
+        let attempt = stage.attempt;
+        let stage_id = stage.id;
+        let changes = held.set_state(index, StageState::Succeeded);
+        changes.progress = Some(1.0);
+        changes.provider = Some(provider.to_owned());
+        changes.finished_at = Some(now);
+        held.writes.provenance = Some(provenance(
+            stage_id,
+            held.run.id,
+            kind,
+            attempt,
+            provider,
+            &inputs_from(&assets, kind),
+            &done,
+        ));
+        let run_state = held.mark_running(now);
+        held.stage_event(
             kind,
             StageState::Succeeded,
             run_state,
             EventType::StageSucceeded,
             1.0,
-            stage.attempt,
+            attempt,
             "",
-        )
-        .await?;
-
-        let all = run_store::stages_of(conn, run.id).await?;
-        let finished = all
+        );
+        let finished = held
+            .stages
             .iter()
             .all(|s| StageState::parse(&s.state).is_some_and(StageState::satisfies_dependents));
         if finished {
-            self.finish_run(conn, run, RunState::Succeeded, None)
-                .await?;
+            self.finish(conn, held, RunState::Succeeded, None).await?;
         } else {
-            let run = run_store::get(conn, run.id).await?;
-            self.queue_ready(conn, &run).await?;
+            self.queue_ready(held, &assets);
         }
         Ok(Applied::Changed)
     }
 
-    /// Keeps where the stage's outputs came from, once per stage.
-    async fn record_provenance(
-        &self,
-        conn: &mut AsyncPgConnection,
-        run: &RunRow,
-        stage: &StageRow,
-        kind: StageKind,
-        provider: &str,
-        done: &v1::StageCompleted,
-    ) -> ApiResult<()> {
-        let hashes = |refs: &[v1::ArtifactRef]| {
-            serde_json::Value::Array(
-                refs.iter()
-                    .map(|r| serde_json::json!({"file_name": r.file_name, "sha256": r.sha256}))
-                    .collect(),
-            )
-        };
-        let inputs = self.inputs_for(conn, run.id, kind).await?;
-        diesel::insert_into(stage_provenance::table)
-            .values((
-                stage_provenance::stage_id.eq(stage.id),
-                stage_provenance::run_id.eq(run.id),
-                stage_provenance::kind.eq(kind.as_str()),
-                stage_provenance::attempt.eq(stage.attempt),
-                stage_provenance::provider.eq(provider),
-                stage_provenance::provider_version.eq(done
-                    .provider_version
-                    .chars()
-                    .take(200)
-                    .collect::<String>()),
-                stage_provenance::provider_job_id.eq(done
-                    .provider_job_id
-                    .chars()
-                    .take(200)
-                    .collect::<String>()),
-                stage_provenance::inputs.eq(hashes(&inputs)),
-                stage_provenance::outputs.eq(hashes(&done.outputs)),
-            ))
-            .on_conflict(stage_provenance::stage_id)
-            .do_nothing()
-            .execute(conn)
-            .await?;
-        Ok(())
-    }
-
+    /// A stage's attempt failed (reported by its worker, or found by the
+    /// reconciler or the dead-letter queue): a new attempt if it may retry,
+    /// otherwise a failed stage and run. The caller holds the project's lock
+    /// and the run's stages'.
     pub(crate) async fn on_failed(
         &self,
         conn: &mut AsyncPgConnection,
@@ -374,45 +346,111 @@ impl Orchestrator {
         kind: StageKind,
         failed: v1::StageFailed,
     ) -> ApiResult<Applied> {
+        let mut stages = run_store::stages_of(conn, run.id).await?;
+        let index = stages
+            .iter()
+            .position(|s| s.id == stage.id)
+            .ok_or(diesel::result::Error::NotFound)?;
+        stages[index] = stage.clone();
+        let mut held = HeldRun::new(run.clone(), stages);
+        let applied = self
+            .fail(conn, &mut held, index, kind, failed, None)
+            .await?;
+        held.writes.flush(conn, run.project_id, None).await?;
+        Ok(applied)
+    }
+
+    /// [`Self::on_failed`] on a held run, leaving the writes in it. `assets`
+    /// are the run's outputs, if the caller has read them.
+    async fn fail(
+        &self,
+        conn: &mut AsyncPgConnection,
+        held: &mut HeldRun,
+        index: usize,
+        kind: StageKind,
+        failed: v1::StageFailed,
+        assets: Option<Vec<AssetRow>>,
+    ) -> ApiResult<Applied> {
         let code: String = if failed.error_code.is_empty() {
             "STAGE_FAILED".into()
         } else {
             failed.error_code.chars().take(64).collect()
         };
         let message: String = failed.message.chars().take(500).collect();
-        if failed.retryable && stage.attempt < self.max_attempts {
-            let retry = format!(
-                "attempt {} failed ({code}): {message}; retrying",
-                stage.attempt
+        let (attempt, progress) = (held.stages[index].attempt, held.stages[index].progress);
+        if failed.retryable && attempt < self.max_attempts {
+            let retry = format!("attempt {attempt} failed ({code}): {message}; retrying");
+            let assets = match assets {
+                Some(assets) => assets,
+                None => run_store::assets_of_run(conn, held.run.id).await?,
+            };
+            self.enqueue(
+                held,
+                index,
+                kind,
+                attempt + 1,
+                &retry,
+                inputs_from(&assets, kind),
             );
-            self.enqueue(conn, run, stage, kind, stage.attempt + 1, &retry)
-                .await?;
             return Ok(Applied::Changed);
         }
-        diesel::update(stages::table.find(stage.id))
-            .set((
-                stages::state.eq(StageState::Failed.as_str()),
-                stages::error_code.eq(&code),
-                stages::error_message.eq(&message),
-                stages::finished_at.eq(Utc::now()),
-            ))
-            .execute(conn)
-            .await?;
-        self.stage_event(
-            conn,
-            run,
+        let changes = held.set_state(index, StageState::Failed);
+        changes.error_code = Some(Some(code));
+        changes.error_message = Some(Some(message.clone()));
+        changes.finished_at = Some(Utc::now());
+        held.stage_event(
             kind,
             StageState::Failed,
             RunState::Running,
             EventType::StageFailed,
-            stage.progress,
-            stage.attempt,
+            progress,
+            attempt,
             &message,
-        )
-        .await?;
+        );
         let reason = format!("the {} stage failed: {message}", kind.as_str());
-        self.finish_run(conn, run, RunState::Failed, Some(("STAGE_FAILED", reason)))
+        self.finish(conn, held, RunState::Failed, Some(("STAGE_FAILED", reason)))
             .await?;
         Ok(Applied::Changed)
+    }
+}
+
+/// Records the message as applied; false if it already was.
+async fn record_in_inbox(mut conn: &AsyncPgConnection, message_id: Uuid) -> QueryResult<bool> {
+    let inserted = diesel::insert_into(inbox::table)
+        .values(inbox::message_id.eq(message_id))
+        .on_conflict_do_nothing()
+        .execute(&mut conn)
+        .await?;
+    Ok(inserted > 0)
+}
+
+/// Where a stage's outputs came from: the provider and the SHA-256 of every
+/// input and output.
+fn provenance(
+    stage_id: Uuid,
+    run_id: Uuid,
+    kind: StageKind,
+    attempt: i32,
+    provider: &str,
+    inputs: &[v1::ArtifactRef],
+    done: &v1::StageCompleted,
+) -> run_store::NewProvenance {
+    let hashes = |refs: &[v1::ArtifactRef]| {
+        serde_json::Value::Array(
+            refs.iter()
+                .map(|r| serde_json::json!({"file_name": r.file_name, "sha256": r.sha256}))
+                .collect(),
+        )
+    };
+    run_store::NewProvenance {
+        stage_id,
+        run_id,
+        kind: kind.as_str(),
+        attempt,
+        provider: provider.to_owned(),
+        provider_version: done.provider_version.chars().take(200).collect(),
+        provider_job_id: done.provider_job_id.chars().take(200).collect(),
+        inputs: hashes(inputs),
+        outputs: hashes(&done.outputs),
     }
 }

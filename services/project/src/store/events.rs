@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::Reusable;
 use super::models::EventRow;
 use crate::domain::{RunState, StageKind, StageState};
 
@@ -69,38 +70,96 @@ pub struct NewEvent {
     pub message: String,
 }
 
-/// Appends an event and announces it (delivered when the transaction commits).
-pub async fn append(
-    conn: &mut AsyncPgConnection,
+/// Appends `events` with consecutive numbers and announces them once (the
+/// announcement is delivered when the transaction commits).
+///
+/// `last_seq` is the project's counter as the caller read it under the project's
+/// row lock, when it holds that lock: then the counter, the rows and the
+/// announcement go out together, in one round trip, and the counter's new value
+/// is checked (a mismatch fails the transaction). Without it the counter is
+/// taken first, one round trip more.
+pub async fn append_all(
+    conn: &AsyncPgConnection,
     project_id: Uuid,
-    event: NewEvent,
-) -> QueryResult<i64> {
-    let seq: i64 = diesel::update(projects::table.find(project_id))
-        .set(projects::last_event_seq.eq(projects::last_event_seq + 1))
-        .returning(projects::last_event_seq)
-        .get_result(conn)
-        .await?;
-    diesel::insert_into(stage_events::table)
-        .values((
-            stage_events::project_id.eq(project_id),
-            stage_events::seq.eq(seq),
-            stage_events::run_id.eq(event.run_id),
-            stage_events::event_type.eq(event.event_type.as_str()),
-            stage_events::stage_kind.eq(event.stage.map(|(k, _)| k.as_str())),
-            stage_events::stage_state.eq(event.stage.map(|(_, s)| s.as_str())),
-            stage_events::run_state.eq(event.run_state.as_str()),
-            stage_events::progress.eq(event.progress),
-            stage_events::attempt.eq(event.attempt),
-            stage_events::message.eq(event.message),
-        ))
-        .execute(conn)
-        .await?;
-    diesel::sql_query("SELECT pg_notify($1, $2)")
-        .bind::<diesel::sql_types::Text, _>(EVENTS_CHANNEL)
-        .bind::<diesel::sql_types::Text, _>(project_id.to_string())
-        .execute(conn)
-        .await?;
-    Ok(seq)
+    last_seq: Option<i64>,
+    events: Vec<NewEvent>,
+) -> QueryResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let count = events.len() as i64;
+    let take = || async move {
+        let mut conn = conn;
+        Reusable(
+            diesel::update(projects::table.find(project_id))
+                .set(projects::last_event_seq.eq(projects::last_event_seq + count))
+                .returning(projects::last_event_seq),
+        )
+        .get_result::<i64>(&mut conn)
+        .await
+    };
+    let inserts = |first: i64| insert_all(conn, project_id, first, events);
+    let notify = async {
+        let mut conn = conn;
+        Reusable(
+            diesel::sql_query("SELECT pg_notify($1, $2)")
+                .bind::<diesel::sql_types::Text, _>(EVENTS_CHANNEL)
+                .bind::<diesel::sql_types::Text, _>(project_id.to_string()),
+        )
+        .execute(&mut conn)
+        .await
+    };
+    match last_seq {
+        Some(seq) => {
+            let checked = async {
+                if take().await? == seq + count {
+                    Ok(())
+                } else {
+                    Err(diesel::result::Error::QueryBuilderError(
+                        "the project's event counter moved without its lock".into(),
+                    ))
+                }
+            };
+            futures::try_join!(checked, inserts(seq + 1), notify)?;
+        }
+        None => {
+            let last = take().await?;
+            futures::try_join!(inserts(last - count + 1), notify)?;
+        }
+    }
+    Ok(())
+}
+
+/// Inserts `events` numbered from `first`, in one statement. Its text depends on
+/// how many rows it has, and a transaction writes a handful at most, so the few
+/// texts are kept prepared ([`Reusable`]).
+async fn insert_all(
+    mut conn: &AsyncPgConnection,
+    project_id: Uuid,
+    first: i64,
+    events: Vec<NewEvent>,
+) -> QueryResult<usize> {
+    let rows: Vec<_> = events
+        .into_iter()
+        .zip(first..)
+        .map(|(event, seq)| {
+            (
+                stage_events::project_id.eq(project_id),
+                stage_events::seq.eq(seq),
+                stage_events::run_id.eq(event.run_id),
+                stage_events::event_type.eq(event.event_type.as_str()),
+                stage_events::stage_kind.eq(event.stage.map(|(k, _)| k.as_str())),
+                stage_events::stage_state.eq(event.stage.map(|(_, s)| s.as_str())),
+                stage_events::run_state.eq(event.run_state.as_str()),
+                stage_events::progress.eq(event.progress),
+                stage_events::attempt.eq(event.attempt),
+                stage_events::message.eq(event.message),
+            )
+        })
+        .collect();
+    Reusable(diesel::insert_into(stage_events::table).values(rows))
+        .execute(&mut conn)
+        .await
 }
 
 pub async fn after(

@@ -93,3 +93,32 @@ pub struct AssetRow {
     pub sha256: String,
     pub created_at: DateTime<Utc>,
 }
+
+/// Changes to one stage row; fields left `None` are not touched. One
+/// transaction's changes to a stage are merged into one of these, so the stage
+/// is written once however many steps changed it.
+#[derive(Debug, Clone, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = stages)]
+pub struct StageChanges {
+    pub state: Option<&'static str>,
+    pub attempt: Option<i32>,
+    pub progress: Option<f32>,
+    pub provider: Option<String>,
+    pub error_code: Option<Option<String>>,
+    pub error_message: Option<Option<String>>,
+    pub queued_at: Option<DateTime<Utc>>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub heartbeat_at: Option<DateTime<Utc>>,
+}
+
+/// Changes to one run row, like [`StageChanges`].
+#[derive(Debug, Clone, Default, PartialEq, AsChangeset)]
+#[diesel(table_name = runs)]
+pub struct RunChanges {
+    pub state: Option<&'static str>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error_code: Option<Option<String>>,
+    pub error_message: Option<Option<String>>,
+}

@@ -1,11 +1,12 @@
 //! Projects: one owner each; soft-deleted rows are invisible to every query here.
 
-use cadenza_db::schema::projects;
+use cadenza_db::schema::{projects, runs, stages};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use uuid::Uuid;
 
+use super::Reusable;
 use super::models::ProjectRow;
 
 /// A validated project, ready to insert or to apply.
@@ -101,6 +102,31 @@ pub async fn lock_by_id(conn: &mut AsyncPgConnection, id: Uuid) -> QueryResult<P
         .await
 }
 
+/// Locks the project of a stage's run, found from the stage's id alone, so the
+/// lock can be sent (pipelined) before the stage has been read. Returns the
+/// project's id and its event counter, which stays as read until the lock is
+/// released: only holders of the lock number events. `None` if no such stage.
+pub async fn lock_of_stage(
+    mut conn: &AsyncPgConnection,
+    stage_id: Uuid,
+) -> QueryResult<Option<(Uuid, i64)>> {
+    let run_of_stage = stages::table
+        .find(stage_id)
+        .select(stages::run_id)
+        .single_value();
+    let project_of_run = runs::table
+        .filter(runs::id.nullable().eq(run_of_stage))
+        .select(runs::project_id)
+        .single_value();
+    projects::table
+        .filter(projects::id.nullable().eq(project_of_run))
+        .select((projects::id, projects::last_event_seq))
+        .for_update()
+        .first(&mut conn)
+        .await
+        .optional()
+}
+
 /// One page of the owner's projects, newest first, after the keyset `after`.
 /// A LIKE pattern matching `text` anywhere, its wildcards taken literally.
 fn contains_pattern(text: &str) -> String {
@@ -165,7 +191,7 @@ pub async fn update_fields(
 }
 
 pub async fn set_state(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: Uuid,
     state: &str,
     latest_run: Option<Uuid>,
@@ -173,23 +199,21 @@ pub async fn set_state(
     let target = projects::table.find(id);
     match latest_run {
         Some(run) => {
-            diesel::update(target)
-                .set((
-                    projects::state.eq(state),
-                    projects::latest_run_id.eq(run),
-                    projects::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?
+            Reusable(diesel::update(target).set((
+                projects::state.eq(state),
+                projects::latest_run_id.eq(run),
+                projects::updated_at.eq(diesel::dsl::now),
+            )))
+            .execute(&mut conn)
+            .await?
         }
         None => {
-            diesel::update(target)
-                .set((
-                    projects::state.eq(state),
-                    projects::updated_at.eq(diesel::dsl::now),
-                ))
-                .execute(conn)
-                .await?
+            Reusable(diesel::update(target).set((
+                projects::state.eq(state),
+                projects::updated_at.eq(diesel::dsl::now),
+            )))
+            .execute(&mut conn)
+            .await?
         }
     };
     Ok(())

@@ -1,0 +1,172 @@
+//! A stage update's handler publishes the work it caused itself, right after its
+//! commit, instead of waking the relay: the rows it writes are leased, so the
+//! relay leaves them alone, and the relay takes over whatever the broker did not
+//! confirm. Against the real Postgres and RabbitMQ.
+
+mod common;
+
+use std::time::Duration;
+
+use cadenza_db::schema::outbox;
+use cadenza_project::domain::StageKind;
+use cadenza_project::orchestrator::Applied;
+use cadenza_project::relay;
+use cadenza_proto::v1::{self, stage_update::Update};
+use common::{Broker, Fixture, fixture};
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use futures::StreamExt;
+use lapin::options::{BasicAckOptions, BasicConsumeOptions};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+/// Completes `kind` (attempt 1) leasing the work it causes for a minute;
+/// returns the messages the caller is to publish.
+async fn complete_leased(
+    f: &mut Fixture,
+    kind: StageKind,
+) -> Vec<cadenza_project::store::outbox::NewMessage> {
+    let stage = f.stage(kind).await;
+    let update = v1::StageUpdate {
+        run_id: f.run_id.to_string(),
+        stage_id: stage.id.to_string(),
+        attempt: 1,
+        worker_id: "w".into(),
+        provider: "builtin".into(),
+        update: Some(Update::Completed(v1::StageCompleted {
+            outputs: vec![],
+            provider_version: "test".into(),
+            provider_job_id: String::new(),
+        })),
+        logs: vec![],
+    };
+    let lease_until = chrono::Utc::now() + chrono::Duration::seconds(60);
+    let (applied, messages) = f
+        .orchestrator
+        .apply_update_publishing(&mut f.conn, Uuid::new_v4(), update, Some(lease_until))
+        .await
+        .expect("apply");
+    assert_eq!(applied, Applied::Changed);
+    messages
+}
+
+async fn leased_rows(f: &mut Fixture) -> i64 {
+    outbox::table
+        .filter(outbox::published_at.is_null())
+        .filter(outbox::relay_after.is_not_null())
+        .count()
+        .get_result(&mut f.conn)
+        .await
+        .expect("count")
+}
+
+/// The stage kinds of the work waiting in the test's work queue, `count` of them.
+async fn work_kinds(broker: &Broker, count: usize) -> Vec<v1::StageKind> {
+    let connection = cadenza_queue::connect(&broker.url, "direct-publish-consumer")
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer = channel
+        .basic_consume(
+            broker.topology.work_queue().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            Default::default(),
+        )
+        .await
+        .expect("consume");
+    let mut kinds = Vec::new();
+    for _ in 0..count {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("a message arrives")
+            .expect("stream open")
+            .expect("delivery");
+        let (_, body) = cadenza_queue::decode(&delivery.data).expect("envelope");
+        let v1::envelope::Body::StageWork(work) = body else {
+            panic!("not stage work")
+        };
+        kinds.push(work.kind());
+        delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    }
+    kinds
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_published_at_once_is_left_alone_by_the_relay_and_marked_once_confirmed() {
+    let mut f = fixture(false).await;
+    let broker = f.broker("direct-publish-test").await;
+    // The run's first work (composition: a song without vocals has no lyrics) goes the usual way, through the relay.
+    assert_eq!(
+        relay::relay_batch(&broker.pool, &broker.publisher)
+            .await
+            .expect("relay"),
+        1
+    );
+
+    let messages = complete_leased(&mut f, StageKind::Composition).await;
+    assert_eq!(messages.len(), 1, "the arrangement's work");
+    // Written for the exchange the fixture names; this test's broker has its own.
+    diesel::update(outbox::table)
+        .set(outbox::exchange.eq(broker.topology.exchange()))
+        .execute(&mut f.conn)
+        .await
+        .expect("retarget");
+    assert_eq!(leased_rows(&mut f).await, 1);
+    assert_eq!(
+        relay::relay_batch(&broker.pool, &broker.publisher)
+            .await
+            .expect("relay"),
+        0,
+        "the relay leaves leased work to its writer"
+    );
+
+    let wake = Notify::new();
+    relay::publish_now(&broker.pool, &broker.publisher, &messages, &wake).await;
+    assert_eq!(f.unpublished().await, 0, "confirmed work is marked published");
+    assert_eq!(
+        work_kinds(&broker, 2).await,
+        vec![v1::StageKind::Composition, v1::StageKind::Arrangement]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_the_broker_did_not_take_goes_to_the_relay_at_once() {
+    let mut f = fixture(false).await;
+    let broker = f.broker("direct-publish-refused").await;
+    relay::relay_batch(&broker.pool, &broker.publisher)
+        .await
+        .expect("relay");
+    let messages = complete_leased(&mut f, StageKind::Composition).await;
+    diesel::update(outbox::table)
+        .set(outbox::exchange.eq(broker.topology.exchange()))
+        .execute(&mut f.conn)
+        .await
+        .expect("retarget");
+
+    // Nothing listens on this port: every publish fails.
+    let unreachable = cadenza_queue::Publisher::new(
+        "amqp://guest:guest@127.0.0.1:1/%2f",
+        "direct-publish-unreachable",
+        broker.topology.clone(),
+    );
+    let wake = Notify::new();
+    relay::publish_now(&broker.pool, &unreachable, &messages, &wake).await;
+    assert_eq!(f.unpublished().await, 1, "not confirmed, not marked");
+    assert_eq!(leased_rows(&mut f).await, 0, "handed back to the relay");
+    tokio::time::timeout(Duration::from_secs(1), wake.notified())
+        .await
+        .expect("the relay is woken");
+    // The lease had most of a minute to run; the relay sends it now.
+    assert_eq!(
+        relay::relay_batch(&broker.pool, &broker.publisher)
+            .await
+            .expect("relay"),
+        1
+    );
+    assert_eq!(f.unpublished().await, 0);
+    assert_eq!(
+        work_kinds(&broker, 2).await,
+        vec![v1::StageKind::Composition, v1::StageKind::Arrangement]
+    );
+}
