@@ -123,7 +123,11 @@ async fn work_published_at_once_is_left_alone_by_the_relay_and_marked_once_confi
 
     let wake = Notify::new();
     relay::publish_now(&broker.pool, &broker.publisher, &messages, &wake).await;
-    assert_eq!(f.unpublished().await, 0, "confirmed work is marked published");
+    assert_eq!(
+        f.unpublished().await,
+        0,
+        "confirmed work is marked published"
+    );
     assert_eq!(
         work_kinds(&broker, 2).await,
         vec![v1::StageKind::Composition, v1::StageKind::Arrangement]

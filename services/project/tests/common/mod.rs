@@ -74,7 +74,12 @@ impl Fixture {
         self.stage(kind).await.state
     }
 
-    pub async fn report(&mut self, kind: StageKind, attempt: u32, update: Update) -> (Uuid, Applied) {
+    pub async fn report(
+        &mut self,
+        kind: StageKind,
+        attempt: u32,
+        update: Update,
+    ) -> (Uuid, Applied) {
         let id = Uuid::new_v4();
         (id, self.report_with_id(id, kind, attempt, update).await)
     }
@@ -166,8 +171,8 @@ impl Fixture {
             .await
             .expect("retarget");
         let publisher = cadenza_queue::Publisher::new(&url, name, topology.clone());
-        let pool = cadenza_db::build_pool(&cadenza_db::DbConfig::new(&self._db.url, name))
-            .expect("pool");
+        let pool =
+            cadenza_db::build_pool(&cadenza_db::DbConfig::new(&self._db.url, name)).expect("pool");
         Broker {
             url,
             topology,
