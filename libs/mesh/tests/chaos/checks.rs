@@ -1,4 +1,4 @@
-//! Every verification of a round, and the SQL rows they read: each song
+//! Every verification of a round (the SQL rows they read are in `rows`): each song
 //! completed, once; each charged exactly once; one accepted result per stage,
 //! stored byte for byte; gapless, ordered event logs (in the database and as
 //! WatchProject streams them); and the outbox and queues drained with nothing
@@ -14,13 +14,17 @@ use cadenza_proto::v1::{
     self, stage_event::Type as EventKind, usage_service_client::UsageServiceClient,
 };
 use diesel::QueryableByName;
-use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text, Uuid as SqlUuid};
+use diesel::sql_types::{Array, BigInt, Text, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use futures::StreamExt;
 use uuid::Uuid;
 
 use crate::infra::blocking;
 use crate::round::{Outcome, Song};
+use crate::rows::{
+    AssetRow, Count, DeadLetterRow, EventRow, LedgerRow, ObjectRow, ProjectSeq, ProvenanceRow,
+    RunRow, StageRow,
+};
 use crate::services::Sandbox;
 use crate::{DRAIN_TIMEOUT, QUEUE_PREFIX, SIGNUP_CREDITS, SONG_COST, SONGS};
 
@@ -42,132 +46,6 @@ fn dependencies(kind: &str) -> &'static [&'static str] {
         "master" => &["mix"],
         _ => &[],
     }
-}
-
-#[derive(QueryableByName)]
-pub(crate) struct Count {
-    #[diesel(sql_type = BigInt)]
-    pub(crate) n: i64,
-}
-
-#[derive(QueryableByName)]
-struct RunRow {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = SqlUuid)]
-    project_id: Uuid,
-    #[diesel(sql_type = Text)]
-    owner: String,
-    #[diesel(sql_type = Text)]
-    state: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_code: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_message: Option<String>,
-}
-
-#[derive(QueryableByName)]
-struct StageRow {
-    #[diesel(sql_type = SqlUuid)]
-    run_id: Uuid,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    state: String,
-    #[diesel(sql_type = Int4)]
-    attempt: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    error_code: Option<String>,
-}
-
-#[derive(QueryableByName)]
-struct LedgerRow {
-    #[diesel(sql_type = SqlUuid)]
-    run_id: Uuid,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-    #[diesel(sql_type = BigInt)]
-    amount: i64,
-}
-
-#[derive(QueryableByName)]
-struct EventRow {
-    #[diesel(sql_type = SqlUuid)]
-    project_id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    seq: i64,
-    #[diesel(sql_type = SqlUuid)]
-    run_id: Uuid,
-    #[diesel(sql_type = Text)]
-    event_type: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    stage_kind: Option<String>,
-    #[diesel(sql_type = Int4)]
-    attempt: i32,
-    #[diesel(sql_type = Text)]
-    message: String,
-}
-
-#[derive(QueryableByName)]
-struct ProvenanceRow {
-    #[diesel(sql_type = SqlUuid)]
-    run_id: Uuid,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Int4)]
-    attempt: i32,
-    #[diesel(sql_type = Int4)]
-    stage_attempt: i32,
-    #[diesel(sql_type = Text)]
-    outputs: String,
-}
-
-#[derive(QueryableByName)]
-struct AssetRow {
-    #[diesel(sql_type = SqlUuid)]
-    run_id: Uuid,
-    #[diesel(sql_type = Text)]
-    stage_kind: String,
-    #[diesel(sql_type = Text)]
-    file_name: String,
-    #[diesel(sql_type = Text)]
-    object_key: String,
-    #[diesel(sql_type = Text)]
-    sha256: String,
-    #[diesel(sql_type = BigInt)]
-    size_bytes: i64,
-}
-
-#[derive(QueryableByName)]
-struct ObjectRow {
-    #[diesel(sql_type = SqlUuid)]
-    run_id: Uuid,
-    #[diesel(sql_type = Text)]
-    key: String,
-    #[diesel(sql_type = Text)]
-    sha256: String,
-    #[diesel(sql_type = BigInt)]
-    size_bytes: i64,
-}
-
-#[derive(QueryableByName)]
-struct DeadLetterRow {
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    reason: String,
-    #[diesel(sql_type = diesel::sql_types::Bytea)]
-    payload: Vec<u8>,
-}
-
-#[derive(QueryableByName)]
-struct ProjectSeq {
-    #[diesel(sql_type = SqlUuid)]
-    id: Uuid,
-    #[diesel(sql_type = BigInt)]
-    last_event_seq: i64,
 }
 
 impl Sandbox {

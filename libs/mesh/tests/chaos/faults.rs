@@ -10,8 +10,8 @@ use diesel::sql_types::{Array, Uuid as SqlUuid};
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use crate::checks::Count;
 use crate::infra::{blocking, say};
+use crate::rows::Count;
 use crate::services::Sandbox;
 use crate::{
     MID_STAGE_RUNNING, MID_STAGE_TIMEOUT, POSTGRES_DOWN, PROJECT_DOWN, RABBITMQ_DOWN, WORKER_DOWN,

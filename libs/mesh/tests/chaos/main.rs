@@ -31,6 +31,7 @@ mod checks;
 mod faults;
 mod infra;
 mod round;
+mod rows;
 mod services;
 
 use std::fs;
