@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod balance;
 pub mod listeners;
 pub mod status;
 pub mod tls;

@@ -280,6 +280,28 @@ impl MeshTls {
         cadenza_telemetry::grpc::lazy_channel(url, self.client_config())
     }
 
+    /// A channel to another service (`url` as configured): with `balance_refresh`
+    /// (`CADENZA_BALANCE_REFRESH_SECONDS`), calls spread over every address the
+    /// URL's host resolves to, looked up again at that interval until `shutdown`
+    /// (see [`crate::balance`]); without, the single lazy [`Self::channel`].
+    pub fn balanced_channel(
+        &self,
+        url: &str,
+        balance_refresh: Option<Duration>,
+        shutdown: &tokio_util::sync::CancellationToken,
+    ) -> anyhow::Result<TracedChannel> {
+        match balance_refresh {
+            Some(refresh) if !refresh.is_zero() => crate::balance::balanced_channel(
+                url,
+                self.client_config(),
+                refresh,
+                crate::balance::dns(),
+                shutdown.clone(),
+            ),
+            _ => self.channel(url),
+        }
+    }
+
     /// A lazy, traced channel to `url` whose host is an address (one replica
     /// found behind a name), checking the server's certificate against
     /// `server_name`, the name that was resolved: certificates name services,

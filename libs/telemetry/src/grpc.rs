@@ -212,6 +212,17 @@ pub fn lazy_channel(
     url: &str,
     tls: Option<tonic::transport::ClientTlsConfig>,
 ) -> anyhow::Result<TracedChannel> {
+    Ok(traced(endpoint(url, tls)?.connect_lazy()))
+}
+
+/// The endpoint [`lazy_channel`] dials: `url` with the timeouts, HTTP/2 windows,
+/// keep-alive and TLS every internal client uses, checked the same way (an
+/// `https://` URL needs `tls`, `tls` needs an `https://` URL). Client-side
+/// balancing (`cadenza_runtime::balance`) builds one per replica address.
+pub fn endpoint(
+    url: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+) -> anyhow::Result<tonic::transport::Endpoint> {
     use anyhow::Context as _;
     let mut endpoint = tonic::transport::Endpoint::from_shared(url.to_owned())
         .with_context(|| format!("`{url}` is not a URL"))?
@@ -237,8 +248,10 @@ pub fn lazy_channel(
         }
         (None, true) => anyhow::bail!("`{url}` is https:// but mutual TLS is not configured"),
     }
-    Ok(tonic::service::interceptor::InterceptedService::new(
-        endpoint.connect_lazy(),
-        TraceInterceptor,
-    ))
+    Ok(endpoint)
+}
+
+/// `channel` with the trace interceptor applied.
+pub fn traced(channel: tonic::transport::Channel) -> TracedChannel {
+    tonic::service::interceptor::InterceptedService::new(channel, TraceInterceptor)
 }

@@ -16,6 +16,10 @@ pub struct Config {
     pub addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub project_url: String,
+    /// Client-side balancing over every replica behind project's host name,
+    /// looked up again at this interval (`CADENZA_BALANCE_REFRESH_SECONDS`;
+    /// `None`: off, one connection).
+    pub balance_refresh: Option<std::time::Duration>,
     /// Asked (every replica its host name resolves to) for provider health.
     pub generation_url: String,
     /// Mutual TLS towards project and generation (`CADENZA_TLS_*`); the
@@ -41,6 +45,7 @@ impl Config {
             addr: env.addr("CADENZA_GATEWAY_ADDR", DEFAULT_ADDR),
             admin_addr: env.addr("CADENZA_GATEWAY_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             project_url: tls.internal_url(env, "CADENZA_PROJECT_URL", DEFAULT_PROJECT_URL),
+            balance_refresh: cadenza_runtime::balance::refresh_from_env(env),
             generation_url: tls.internal_url(env, "CADENZA_GENERATION_URL", DEFAULT_GENERATION_URL),
             tls,
             dev_mode,

@@ -74,7 +74,10 @@ pub async fn run(
     }
     let keys = TokenKeys::from_secrets(config.jwt.active.as_ref(), &config.jwt.previous)
         .context("CADENZA_JWT_SECRET / CADENZA_JWT_PREVIOUS_SECRETS")?;
-    let channel = config.tls.channel(&config.project_url)?;
+    let channel =
+        config
+            .tls
+            .balanced_channel(&config.project_url, config.balance_refresh, &shutdown)?;
     let limits = limits::Limits::new(config.limits);
     {
         let (limits, shutdown) = (limits.clone(), shutdown.clone());

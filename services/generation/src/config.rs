@@ -31,6 +31,10 @@ pub struct Config {
     pub tls: cadenza_runtime::MeshTls,
     pub queue: cadenza_queue::QueueConfig,
     pub storage_url: String,
+    /// Client-side balancing over every replica behind storage's host name,
+    /// looked up again at this interval (`CADENZA_BALANCE_REFRESH_SECONDS`;
+    /// `None`: off, one connection).
+    pub balance_refresh: Option<std::time::Duration>,
     pub concurrency: u16,
     pub providers: ProvidersConfig,
     /// How often a running stage reports that it is alive (keep it well under
@@ -128,6 +132,7 @@ impl Config {
             health_addr: env.optional_addr("CADENZA_HEALTH_ADDR"),
             queue: cadenza_queue::QueueConfig::from_env(env),
             storage_url: tls.internal_url(env, "CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
+            balance_refresh: cadenza_runtime::balance::refresh_from_env(env),
             tls,
             concurrency: env.bounded("CADENZA_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64),
             providers: ProvidersConfig::from_env(env),

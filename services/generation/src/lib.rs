@@ -34,8 +34,12 @@ pub async fn run(
         "cadenza-generation",
         topology.clone(),
     ));
-    let storage = StorageServiceClient::new(config.tls.channel(&config.storage_url)?)
-        .max_decoding_message_size(8 << 20);
+    let storage = StorageServiceClient::new(config.tls.balanced_channel(
+        &config.storage_url,
+        config.balance_refresh,
+        &shutdown,
+    )?)
+    .max_decoding_message_size(8 << 20);
     let chain = Arc::new(build_chain(&config.providers).context("hosted provider HTTP client")?);
     let replica = replica_id();
     let worker = Arc::new(worker::Worker {

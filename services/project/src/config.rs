@@ -30,6 +30,10 @@ pub struct Config {
     pub db_pool_size: usize,
     pub queue: cadenza_queue::QueueConfig,
     pub storage_url: String,
+    /// Client-side balancing over every replica behind storage's host name,
+    /// looked up again at this interval (`CADENZA_BALANCE_REFRESH_SECONDS`;
+    /// `None`: off, one connection).
+    pub balance_refresh: Option<std::time::Duration>,
     pub max_duration_seconds: u32,
     pub max_attempts: u32,
     pub dev_mode: bool,
@@ -88,6 +92,7 @@ impl Config {
             db_pool_size: env.bounded("CADENZA_DB_POOL_SIZE", DEFAULT_DB_POOL_SIZE, 1..=512),
             queue: cadenza_queue::QueueConfig::from_env(env),
             storage_url: tls.internal_url(env, "CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
+            balance_refresh: cadenza_runtime::balance::refresh_from_env(env),
             tls,
             max_duration_seconds: env.bounded(
                 "CADENZA_MAX_DURATION_SECONDS",

@@ -65,7 +65,11 @@ pub async fn run(
         },
         free_tier: config.free_tier,
     };
-    let storage = StorageServiceClient::new(config.tls.channel(&config.storage_url)?);
+    let storage = StorageServiceClient::new(config.tls.balanced_channel(
+        &config.storage_url,
+        config.balance_refresh,
+        &shutdown,
+    )?);
     let shared = api::Shared {
         pool: pool.clone(),
         orchestrator: orchestrator.clone(),
