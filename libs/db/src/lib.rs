@@ -6,4 +6,4 @@ pub mod schema;
 pub mod testing;
 
 pub use diesel_async::AsyncPgConnection;
-pub use pool::{DbConfig, Pool, PooledConnection, build_pool};
+pub use pool::{DbConfig, Disposable, Pool, PooledConnection, build_pool};

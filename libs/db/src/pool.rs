@@ -114,3 +114,52 @@ pub fn record_pool_gauges(pool: &Pool) {
 
 /// The error of taking a connection from the pool.
 pub type PoolErrorAlias = diesel_async::pooled_connection::deadpool::PoolError;
+
+/// A pooled connection that goes back to the pool only once [`Disposable::keep`]
+/// is called, and is closed otherwise. For work that leaves a connection in a
+/// state the pool cannot see, such as a transaction opened by hand: should that
+/// work fail or be abandoned midway, the connection is closed (the server rolls
+/// the transaction back) instead of being handed to the next caller.
+pub struct Disposable {
+    conn: Option<PooledConnection>,
+    keep: bool,
+}
+
+impl Disposable {
+    pub fn new(conn: PooledConnection) -> Self {
+        Self {
+            conn: Some(conn),
+            keep: false,
+        }
+    }
+
+    /// The work finished cleanly: the connection goes back to the pool.
+    pub fn keep(mut self) {
+        self.keep = true;
+    }
+}
+
+impl std::ops::Deref for Disposable {
+    type Target = AsyncPgConnection;
+
+    fn deref(&self) -> &AsyncPgConnection {
+        self.conn.as_deref().expect("present until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Disposable {
+    fn deref_mut(&mut self) -> &mut AsyncPgConnection {
+        self.conn.as_deref_mut().expect("present until dropped")
+    }
+}
+
+impl Drop for Disposable {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && !self.keep
+        {
+            // Out of the pool for good, and closed as it goes.
+            drop(Object::take(conn));
+        }
+    }
+}

@@ -143,9 +143,8 @@ pub async fn relay_batch(pool: &Pool, publisher: &Publisher) -> anyhow::Result<u
 /// The batch's messages are all sent before any confirm is awaited (one confirm
 /// round trip for the batch), and only the confirmed ones are marked published.
 ///
-/// The transaction is opened and closed by hand, each in the same round trip
-/// as the statement next to it (BEGIN with the claim, COMMIT with the marks),
-/// where diesel's transaction manager would spend a round trip on each. diesel
+/// The transaction is opened by hand, BEGIN in the same round trip as the
+/// claim, where diesel's transaction manager would spend a round trip on it. diesel
 /// does not know of this transaction, so it must never reach a connection
 /// anyone else uses: `conn` is the caller's own, and after an error (or if this
 /// future is dropped midway) the caller drops it, which rolls the transaction back.
@@ -196,12 +195,10 @@ async fn relay_on(conn: &mut AsyncPgConnection, publisher: &Publisher) -> anyhow
         .await
         .map(drop)
     };
-    // Had the marks failed, Postgres would answer this COMMIT by rolling back.
-    let commit = async {
-        let mut conn = conn;
-        SimpleAsyncConnection::batch_execute(&mut conn, "COMMIT").await
-    };
-    futures::try_join!(mark, commit)?;
+    // Not sent alongside the marks: it could overtake them while their
+    // statement is being prepared, and they would run after the commit.
+    mark.await?;
+    SimpleAsyncConnection::batch_execute(&mut &*conn, "COMMIT").await?;
     // Keep what was confirmed even when another publish failed.
     match failure {
         Some(err) if published.is_empty() => Err(err.into()),

@@ -47,11 +47,17 @@ pub async fn handle(
         let applied = crate::patience::until_database_answers("a stage update", || {
             let (pool, orchestrator, update) = (pool.clone(), orchestrator.clone(), update.clone());
             async move {
-                let mut conn = pool.get().await?;
+                // The transaction is framed by hand: a connection it fails on
+                // (or is abandoned on) is closed, not reused.
+                let mut conn = cadenza_db::Disposable::new(pool.get().await?);
                 let lease_until = chrono::Utc::now() + crate::relay::DIRECT_LEASE;
-                orchestrator
-                    .apply_update_publishing(&mut conn, message_id, update, Some(lease_until))
-                    .await
+                let applied = orchestrator
+                    .apply_update_publishing(&mut conn, message_id, update, lease_until)
+                    .await;
+                if applied.is_ok() {
+                    conn.keep();
+                }
+                applied
             }
         })
         .await;

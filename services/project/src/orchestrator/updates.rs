@@ -1,16 +1,17 @@
 //! Applying what workers report: one transaction per report, keyed by message id
 //! (inbox), stage id and attempt, moving stages only forward.
 //!
-//! A report costs four round trips to Postgres: BEGIN; the inbox, the locks and
-//! what is needed to decide (pipelined); every write (pipelined); COMMIT. (The
-//! end of a run adds the credits' settlement, and a retry ordered by the
-//! reconciler or the dead-letter queue a read of the run's outputs.)
+//! A report from the queue costs four round trips to Postgres: BEGIN with the
+//! inbox and the project's lock; the run, its stages and outputs (pipelined);
+//! every write (pipelined); COMMIT. (The end of a run adds the credits'
+//! settlement, and a retry ordered by the reconciler or the dead-letter queue a
+//! read of the run's outputs.)
 
 use cadenza_db::schema::inbox;
 use cadenza_proto::v1::{self, stage_update::Update};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use uuid::Uuid;
 
 use super::{Applied, HeldRun, Orchestrator, inputs_from};
@@ -30,34 +31,42 @@ impl Orchestrator {
         message_id: Uuid,
         update: v1::StageUpdate,
     ) -> ApiResult<Applied> {
-        let (applied, _) = self
-            .apply_update_publishing(conn, message_id, update, None)
+        let this = self.clone();
+        let (applied, _) = conn
+            .transaction(async move |conn| {
+                this.apply_in_tx(conn, message_id, update, None, Framing::Diesel)
+                    .await
+            })
             .await?;
         Ok(applied)
     }
 
     /// [`Self::apply_update`] for a caller that publishes the work the report
     /// causes itself, right after the commit (`crate::relay::publish_now`):
-    /// the outbox rows are leased to it until `lease_until`, and returned. With
-    /// no lease nothing is returned: the relay publishes the rows.
+    /// the outbox rows are leased to it until `lease_until`, and returned.
+    ///
+    /// The transaction is opened by hand, BEGIN sent with the first reads (a
+    /// round trip fewer than diesel's transaction manager, which waits for it).
+    /// diesel does not know of the transaction, so after an error, or if this
+    /// future is dropped midway, the caller must not use the connection again:
+    /// it drops it (closing it rolls back), see `cadenza_db::Disposable`.
+    /// COMMIT goes once every write has been answered: sent alongside them, it
+    /// could overtake a write still waiting for its statement to be prepared.
     pub async fn apply_update_publishing(
         &self,
         conn: &mut AsyncPgConnection,
         message_id: Uuid,
         update: v1::StageUpdate,
-        lease_until: Option<DateTime<Utc>>,
+        lease_until: DateTime<Utc>,
     ) -> ApiResult<(Applied, Vec<NewMessage>)> {
-        let this = self.clone();
-        let (applied, messages) = conn
-            .transaction(async move |conn| {
-                this.apply_in_tx(conn, message_id, update, lease_until)
-                    .await
-            })
-            .await?;
-        match lease_until {
-            Some(_) => Ok((applied, messages)),
-            None => Ok((applied, Vec::new())),
-        }
+        self.apply_in_tx(
+            conn,
+            message_id,
+            update,
+            Some(lease_until),
+            Framing::Pipelined,
+        )
+        .await
     }
 
     async fn apply_in_tx(
@@ -66,16 +75,22 @@ impl Orchestrator {
         message_id: Uuid,
         update: v1::StageUpdate,
         lease_until: Option<DateTime<Utc>>,
+        framing: Framing,
     ) -> ApiResult<(Applied, Vec<NewMessage>)> {
         let Ok(stage_id) = Uuid::parse_str(&update.stage_id) else {
+            // Nothing begun yet.
             return Ok((Applied::Ignored, Vec::new()));
         };
-        // One round trip, in this order: the message id into the inbox, then the
-        // project's lock (lock order: project, then stages), the run as it is
-        // under that lock, and the run's stages, locked. All are found from the
-        // stage id, so none waits for another's answer. A completion needs the
-        // run's outputs so far too (its inputs, and those of the stages it lets
-        // start), and so may a failure (the retry's inputs).
+        // Two round trips. First (with BEGIN, when framed by hand) the message id
+        // into the inbox and the project's lock; then, under that lock, the run,
+        // the run's stages, locked (lock order: project, then stages), and what
+        // a completion needs of the run's outputs so far (its inputs, and those
+        // of the stages it lets start; a failure may need them for a retry).
+        // All are found from the stage id, so none waits for another's answer
+        // within a round trip. The lock goes first on its own because
+        // statements sent together are not always run in the order sent: one
+        // not yet prepared on this connection goes out after its prepare's
+        // answer, behind any that were.
         let wants_assets = matches!(
             update.update,
             Some(Update::Completed(_) | Update::Failed(_))
@@ -89,19 +104,24 @@ impl Orchestrator {
                     Ok(None)
                 }
             };
-            futures::try_join!(
+            // BEGIN is a simple query, sent as soon as it is polled: first.
+            let ((), first_time, project) = futures::try_join!(
+                framing.begin(conn),
                 record_in_inbox(conn, message_id),
                 projects::lock_of_stage(conn, stage_id),
+            )?;
+            let (run, stages, assets) = futures::try_join!(
                 run_store::run_of_stage(conn, stage_id),
                 run_store::lock_stages_of_run_of(conn, stage_id),
                 assets,
-            )?
+            )?;
+            (first_time, project, run, stages, assets)
         };
         if !first_time {
-            return Ok((Applied::Ignored, Vec::new()));
+            return framing.commit_alone(conn, Applied::Ignored).await;
         }
         let Some(index) = stages.iter().position(|s| s.id == stage_id) else {
-            return Ok((Applied::Ignored, Vec::new()));
+            return framing.commit_alone(conn, Applied::Ignored).await;
         };
         let (Some((project_id, last_seq)), Some(run)) = (project, run) else {
             return Err(diesel::result::Error::NotFound.into());
@@ -118,7 +138,7 @@ impl Orchestrator {
         };
         let attempt = i32::try_from(update.attempt).unwrap_or(-1);
         if attempt != stage.attempt {
-            return Ok((Applied::Ignored, Vec::new()));
+            return framing.commit_alone(conn, Applied::Ignored).await;
         }
         let mut held = HeldRun::new(run, stages);
         held.writes.relay_after = lease_until;
@@ -145,7 +165,9 @@ impl Orchestrator {
             });
         }
         if state.is_terminal() || run_state.is_terminal() {
-            let messages = held.writes.flush(conn, project_id, Some(last_seq)).await?;
+            let messages = framing
+                .flush_and_commit(conn, held.writes, project_id, last_seq)
+                .await?;
             return Ok((Applied::Ignored, messages));
         }
         // Any report of the current attempt is a sign of life (written with
@@ -179,7 +201,9 @@ impl Orchestrator {
             }
             None => Applied::Ignored,
         };
-        let messages = held.writes.flush(conn, project_id, Some(last_seq)).await?;
+        let messages = framing
+            .flush_and_commit(conn, held.writes, project_id, last_seq)
+            .await?;
         Ok((applied, messages))
     }
 
@@ -452,5 +476,53 @@ fn provenance(
         provider_job_id: done.provider_job_id.chars().take(200).collect(),
         inputs: hashes(inputs),
         outputs: hashes(&done.outputs),
+    }
+}
+
+/// Who frames a report's transaction (see [`Orchestrator::apply_update_publishing`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    /// diesel's transaction manager, around the whole of it.
+    Diesel,
+    /// BEGIN and COMMIT by hand, BEGIN in the round trip of the first reads.
+    Pipelined,
+}
+
+impl Framing {
+    async fn begin(self, mut conn: &AsyncPgConnection) -> QueryResult<()> {
+        match self {
+            Self::Diesel => Ok(()),
+            Self::Pipelined => SimpleAsyncConnection::batch_execute(&mut conn, "BEGIN").await,
+        }
+    }
+
+    async fn commit(self, mut conn: &AsyncPgConnection) -> QueryResult<()> {
+        match self {
+            Self::Diesel => Ok(()),
+            Self::Pipelined => SimpleAsyncConnection::batch_execute(&mut conn, "COMMIT").await,
+        }
+    }
+
+    /// Ends a transaction that decided to write nothing more.
+    async fn commit_alone(
+        self,
+        conn: &AsyncPgConnection,
+        applied: Applied,
+    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
+        self.commit(conn).await?;
+        Ok((applied, Vec::new()))
+    }
+
+    /// Sends the writes, then (once all are answered) the COMMIT.
+    async fn flush_and_commit(
+        self,
+        conn: &AsyncPgConnection,
+        writes: super::Writes,
+        project_id: Uuid,
+        last_seq: i64,
+    ) -> ApiResult<Vec<NewMessage>> {
+        let messages = writes.flush(conn, project_id, Some(last_seq)).await?;
+        self.commit(conn).await?;
+        Ok(messages)
     }
 }
