@@ -15,8 +15,6 @@ use cadenza_proto::v1::{self, stage_update::Update};
 use common::{Broker, Fixture, fixture};
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use futures::StreamExt;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions};
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -63,36 +61,14 @@ async fn leased_rows(broker: &Broker) -> i64 {
         .expect("count")
 }
 
-/// The stage kinds of the work waiting in the test's work queue, `count` of them.
+/// The stage kinds of the next `count` messages of work.
 async fn work_kinds(broker: &Broker, count: usize) -> Vec<v1::StageKind> {
-    let connection = cadenza_queue::connect(&broker.url, "direct-publish-consumer")
+    broker
+        .take_work(count)
         .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut consumer = channel
-        .basic_consume(
-            broker.topology.work_queue().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume");
-    let mut kinds = Vec::new();
-    for _ in 0..count {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
-            .await
-            .expect("a message arrives")
-            .expect("stream open")
-            .expect("delivery");
-        let (_, body) = cadenza_queue::decode(&delivery.data).expect("envelope");
-        let v1::envelope::Body::StageWork(work) = body else {
-            panic!("not stage work")
-        };
-        kinds.push(work.kind());
-        delivery.ack(BasicAckOptions::default()).await.expect("ack");
-    }
-    kinds
+        .iter()
+        .map(|work| work.kind())
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

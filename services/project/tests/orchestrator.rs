@@ -235,63 +235,34 @@ async fn retryable_failures_retry_and_final_failures_fail_the_run() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_relay_publishes_every_outbox_row_once_confirmed() {
-    use futures::StreamExt;
-    use lapin::options::{BasicAckOptions, BasicConsumeOptions};
     let mut f = fixture(true).await;
-    let common::Broker {
-        url,
-        topology,
-        publisher,
-        pool,
-    } = f.broker("relay-test").await;
-    let sent = cadenza_project::relay::relay_batch(&pool, &publisher)
+    let broker = f.broker("relay-test").await;
+    let (publisher, pool) = (&broker.publisher, &broker.pool);
+    let sent = cadenza_project::relay::relay_batch(pool, publisher)
         .await
         .expect("relay");
     assert_eq!(sent, 2);
     assert_eq!(f.unpublished().await, 0);
     assert_eq!(
-        cadenza_project::relay::relay_batch(&pool, &publisher)
+        cadenza_project::relay::relay_batch(pool, publisher)
             .await
             .expect("relay"),
         0,
         "nothing is sent twice"
     );
 
-    let connection = cadenza_queue::connect(&url, "relay-test-consumer")
-        .await
-        .expect("rabbitmq");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut consumer = channel
-        .basic_consume(
-            topology.work_queue().into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            Default::default(),
-        )
-        .await
-        .expect("consume");
     let mut kinds = Vec::new();
-    for _ in 0..2 {
-        let delivery = tokio::time::timeout(std::time::Duration::from_secs(10), consumer.next())
-            .await
-            .expect("a message arrives")
-            .expect("stream open")
-            .expect("delivery");
-        let (_, body) = cadenza_queue::decode(&delivery.data).expect("envelope");
-        let v1::envelope::Body::StageWork(work) = body else {
-            panic!("not stage work")
-        };
+    for work in broker.take_work(2).await {
         assert_eq!(work.run_id, f.run_id.to_string());
         kinds.push(work.kind());
-        delivery
-            .acker
-            .ack(BasicAckOptions::default())
-            .await
-            .expect("ack");
     }
     kinds.sort_by_key(|k| *k as i32);
     assert_eq!(kinds, [v1::StageKind::Lyrics, v1::StageKind::Composition]);
-    topology.delete(&channel).await.expect("cleanup");
+    let connection = cadenza_queue::connect(&broker.url, "relay-test-cleanup")
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    broker.topology.delete(&channel).await.expect("cleanup");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -181,3 +181,45 @@ impl Fixture {
         }
     }
 }
+
+impl Broker {
+    /// Takes (and acks) the next `count` messages of the test's work queue,
+    /// waiting up to 10 s for each.
+    pub async fn take_work(&self, count: usize) -> Vec<v1::StageWork> {
+        use futures::StreamExt;
+        use lapin::options::{BasicAckOptions, BasicConsumeOptions};
+        let connection = cadenza_queue::connect(&self.url, "test-work-consumer")
+            .await
+            .expect("rabbitmq");
+        let channel = connection.create_channel().await.expect("channel");
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.work_queue().into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                Default::default(),
+            )
+            .await
+            .expect("consume");
+        let mut works = Vec::new();
+        for _ in 0..count {
+            let delivery =
+                tokio::time::timeout(std::time::Duration::from_secs(10), consumer.next())
+                    .await
+                    .expect("a message arrives")
+                    .expect("stream open")
+                    .expect("delivery");
+            let (_, body) = cadenza_queue::decode(&delivery.data).expect("envelope");
+            let v1::envelope::Body::StageWork(work) = body else {
+                panic!("not stage work")
+            };
+            works.push(work);
+            delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .expect("ack");
+        }
+        works
+    }
+}
