@@ -73,19 +73,15 @@ pub fn mix_down(
 ) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
     let (size, damp, reverb_scale) = reverb;
     let fade = Fade::new(music_end, frames);
-    let mut mix = wav::header(2, Depth::Float32, frames);
-    mix.resize(wav::HEADER_LEN + frames * 8, 0);
+    // Silent files to begin with: silent blocks are skipped, their memory untouched.
+    let mut mix = wav::silent(2, Depth::Float32, frames);
     let mut lanes: Vec<Lane> = tracks
         .into_iter()
         .map(|t| {
             let gain = t.gain();
             let (stem, pcm) = match t.source {
                 Source::InPlace(bytes) => (bytes, None),
-                Source::Pcm(p) => {
-                    let mut stem = wav::header(2, Depth::Int16, frames);
-                    stem.resize(wav::HEADER_LEN + frames * 4, 0);
-                    (stem, Some(p))
-                }
+                Source::Pcm(p) => (wav::silent(2, Depth::Int16, frames), Some(p)),
             };
             Lane {
                 name: t.name,
@@ -99,12 +95,10 @@ pub fn mix_down(
         })
         .collect();
     let mut rv = Reverb::new(size, damp);
-    let mut rv_stem = wav::header(2, Depth::Int16, frames);
-    rv_stem.resize(wav::HEADER_LEN + frames * 4, 0);
+    let mut rv_stem = wav::silent(2, Depth::Int16, frames);
     let mut b = Blocks::default();
     // The send: the pre-delay's worth left from the block before, then this block's.
     let mut send = vec![0.0f32; PRE_DELAY + BLOCK / 2];
-    let mut stereo = vec![[0.0f32; 2]; BLOCK];
     let mut at = 0;
     while at < frames {
         let n = BLOCK.min(frames - at);
@@ -112,54 +106,60 @@ pub fn mix_down(
         b.sum_l[..n].fill(0.0);
         b.sum_r[..n].fill(0.0);
         send[PRE_DELAY..PRE_DELAY + half].fill(0.0);
-        for (k, g) in b.fade[..n].iter_mut().enumerate() {
-            *g = fade.at(at + k);
+        // Before the fade its gain is exactly 1: nothing to multiply by.
+        let faded = at + n > fade.start;
+        if faded {
+            for (k, g) in b.fade[..n].iter_mut().enumerate() {
+                *g = fade.at(at + k);
+            }
         }
         for lane in &mut lanes {
+            let to_send = &mut send[PRE_DELAY..PRE_DELAY + half];
             let dst = &mut lane.stem[wav::HEADER_LEN + at * 4..][..n * 4];
             match lane.pcm {
-                Some(p) => {
-                    p.read(at, &mut stereo[..n]);
-                    for (x, [l, r]) in b.x.iter_mut().zip(&stereo[..n]) {
-                        *x = 0.5 * (l + r);
-                    }
-                }
+                Some(p) => p.read_mono(at, &mut b.x[..n]),
                 // The frame's bytes still hold the float it becomes.
                 None => {
-                    for (x, s) in b.x.iter_mut().zip(dst.chunks_exact(4)) {
-                        *x = f32::from_le_bytes([s[0], s[1], s[2], s[3]]);
+                    for (x, s) in b.x.iter_mut().zip(dst.as_chunks::<4>().0) {
+                        *x = f32::from_le_bytes(*s);
                     }
                 }
             }
-            let to_send = &mut send[PRE_DELAY..PRE_DELAY + half];
-            b.add(n, lane.gain, lane.pan, to_send, lane.send);
-            wav::put_i16_stereo(dst, &b.l[..n], &b.r[..n]);
+            // A silent block adds nothing and its stem bytes are zero already (a
+            // fresh file, or float zeros, which are 16-bit zeros too).
+            if !wav::is_silent(&b.x[..n]) {
+                b.add(n, lane.gain, faded, lane.pan, to_send, lane.send, dst);
+            }
         }
         b.l[..n].fill(0.0);
         b.r[..n].fill(0.0);
         rv.process_half(&send[..half], &mut b.l[..n], &mut b.r[..n]);
         send.copy_within(half..half + PRE_DELAY, 0);
-        for (((l, r), (sl, sr)), &f) in b.l[..n]
-            .iter_mut()
-            .zip(&mut b.r[..n])
+        if faded {
+            for ((l, r), &f) in b.l[..n].iter_mut().zip(&mut b.r[..n]).zip(&b.fade[..n]) {
+                *l *= f;
+                *r *= f;
+            }
+        }
+        for ((l, r), (sl, sr)) in b.l[..n]
+            .iter()
+            .zip(&b.r[..n])
             .zip(b.sum_l[..n].iter_mut().zip(&mut b.sum_r[..n]))
-            .zip(&b.fade[..n])
         {
-            *l *= f;
-            *r *= f;
             *sl += *l;
             *sr += *r;
         }
-        let dst = &mut rv_stem[wav::HEADER_LEN + at * 4..][..n * 4];
-        wav::put_i16_stereo(dst, &b.l[..n], &b.r[..n]);
-        let out = &mut mix[wav::HEADER_LEN + at * 8..][..n * 8];
-        for ((o, l), r) in out
-            .chunks_exact_mut(8)
-            .zip(&b.sum_l[..n])
-            .zip(&b.sum_r[..n])
-        {
-            o[..4].copy_from_slice(&l.to_le_bytes());
-            o[4..].copy_from_slice(&r.to_le_bytes());
+        if !(wav::is_silent(&b.l[..n]) && wav::is_silent(&b.r[..n])) {
+            let dst = &mut rv_stem[wav::HEADER_LEN + at * 4..][..n * 4];
+            wav::put_i16_stereo(dst, &b.l[..n], &b.r[..n]);
+        }
+        if !(wav::is_silent(&b.sum_l[..n]) && wav::is_silent(&b.sum_r[..n])) {
+            let out = &mut mix[wav::HEADER_LEN + at * 8..][..n * 8];
+            let (frames, _) = out.as_chunks_mut::<8>();
+            for ((o, l), r) in frames.iter_mut().zip(&b.sum_l[..n]).zip(&b.sum_r[..n]) {
+                o[..4].copy_from_slice(&l.to_le_bytes());
+                o[4..].copy_from_slice(&r.to_le_bytes());
+            }
         }
         at += n;
     }
@@ -208,23 +208,41 @@ impl Default for Blocks {
 }
 
 impl Blocks {
-    /// Scales the `n` frames of `x` by `gain` and the fade, pans them into `l` and `r`
-    /// and the sums, and adds `send` of them (per frame; pairs of frames make one
+    /// Scales the `n` frames of `x` by `gain` (and the fade, when `faded`), pans them
+    /// into the sums and writes them over their stem frames `dst` as 16-bit stereo
+    /// (one pass), and adds `send` of them (per frame; pairs of frames make one
     /// half-rate value) to `to_send`.
-    fn add(&mut self, n: usize, gain: f32, pan: [f32; 2], to_send: &mut [f32], send: f32) {
-        for (x, &f) in self.x[..n].iter_mut().zip(&self.fade[..n]) {
-            *x *= gain * f;
+    #[allow(clippy::too_many_arguments)]
+    fn add(
+        &mut self,
+        n: usize,
+        gain: f32,
+        faded: bool,
+        pan: [f32; 2],
+        to_send: &mut [f32],
+        send: f32,
+        dst: &mut [u8],
+    ) {
+        if faded {
+            for (x, &f) in self.x[..n].iter_mut().zip(&self.fade[..n]) {
+                *x *= gain * f;
+            }
+        } else {
+            for x in &mut self.x[..n] {
+                *x *= gain;
+            }
         }
-        for (((x, l), r), (sl, sr)) in self.x[..n]
+        let (dst, _) = dst.as_chunks_mut::<4>();
+        for ((x, (sl, sr)), d) in self.x[..n]
             .iter()
-            .zip(&mut self.l[..n])
-            .zip(&mut self.r[..n])
             .zip(self.sum_l[..n].iter_mut().zip(&mut self.sum_r[..n]))
+            .zip(dst)
         {
-            *l = x * pan[0];
-            *r = x * pan[1];
-            *sl += *l;
-            *sr += *r;
+            let (l, r) = (x * pan[0], x * pan[1]);
+            *sl += l;
+            *sr += r;
+            let v = u32::from(wav::to_i16(l) as u16) | (u32::from(wav::to_i16(r) as u16) << 16);
+            *d = v.to_le_bytes();
         }
         let mut pairs = self.x[..n].chunks_exact(2);
         for (s, pair) in to_send.iter_mut().zip(&mut pairs) {

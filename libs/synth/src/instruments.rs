@@ -106,22 +106,22 @@ fn gated_each(out: &mut [f32], hold: usize, env: Adsr, mut sample: impl FnMut(us
 }
 
 /// Piano: a few slightly stretched partials, higher ones dying sooner; the damper
-/// cuts the note at release. Each partial is a damped rotation (two multiply-adds per
-/// sample, decay included) rather than a sine evaluation: chords of piano notes are the
-/// densest thing most songs play. Four consecutive samples of each partial are
-/// computed side by side, each advanced four samples per step: four short
-/// recursions instead of one long one, and the partials add up to four output samples
-/// at once.
+/// cuts the note at release. Chords of piano notes are the densest thing most songs
+/// play, so each partial (a damped sine) is a recursion rather than a sine
+/// evaluation, eight samples at a time: the samples `8j + l` (l = 0..7) of a damped
+/// sine are themselves a damped sine, so `Y[j+1] = A Y[j] - B Y[j-1]` on groups of
+/// eight consecutive samples, with `A = 2 d^8 cos 8w` and `B = d^16`: two multiplies
+/// and a subtraction per eight samples, the samples of a group side by side (in
+/// vector registers). Two partials at a time, so their chains overlap and their
+/// state stays in registers.
 fn piano(out: &mut [f32], n: &NoteSpec, amp: f32) {
     let base_decay = (2.5 * (261.0 / n.freq).sqrt()).clamp(0.5, 4.0);
     let partials: [(f32, f32); 4] = [(1.0, 1.0), (2.0, 0.45), (3.0, 0.22), (4.0, 0.12)];
-    // Per partial: the rotation by four samples (cos and sin, scaled by the decay),
-    // and the state (x = sine, c = cosine) of each of the four interleaved samples.
-    let mut rc = [0.0f32; 4];
-    let mut rs = [0.0f32; 4];
-    let mut x = [[0.0f32; 4]; 4];
-    let mut c = [[0.0f32; 4]; 4];
-    for (k, &(h, a)) in partials.iter().enumerate() {
+    // Per partial: the recursion's coefficients and its last two groups of eight.
+    let mut coef = [(0.0f32, 0.0f32); 4];
+    let mut prev = [[0.0f32; 8]; 4];
+    let mut cur = [[0.0f32; 8]; 4];
+    for (k, &(h, level)) in partials.iter().enumerate() {
         let f = n.freq * h * (1.0 + 0.0004 * h * h).sqrt();
         if f >= 0.45 * SR {
             continue;
@@ -130,52 +130,39 @@ fn piano(out: &mut [f32], n: &NoteSpec, amp: f32) {
         let d = decay_coef(base_decay / h.powf(0.7));
         let w = std::f32::consts::TAU * f / SR;
         let (c1, s1) = (w.cos() * d, w.sin() * d);
-        // Sample i sounds the state after i + 1 single steps.
-        let (mut xs, mut cs) = (0.0f32, a * bright * amp * 0.6);
-        for p in 0..4 {
+        // The first sixteen samples by single steps of a damped rotation (x = sine,
+        // c = cosine); sample i sounds the state after i + 1 steps.
+        let (mut xs, mut cs) = (0.0f32, level * bright * amp * 0.6);
+        for i in 0..16 {
             let nx = xs * c1 + cs * s1;
             cs = cs * c1 - xs * s1;
             xs = nx;
-            x[k][p] = xs;
-            c[k][p] = cs;
+            if i < 8 {
+                prev[k][i] = xs;
+            } else {
+                cur[k][i - 8] = xs;
+            }
         }
-        let d4 = d.powi(4);
-        rc[k] = (4.0 * w).cos() * d4;
-        rs[k] = (4.0 * w).sin() * d4;
+        let d8 = d.powi(8);
+        coef[k] = (2.0 * (8.0 * w).cos() * d8, d8 * d8);
     }
     let env = Adsr::new(0.003, 10.0, 1.0, 0.18);
-    #[inline(always)]
-    fn step(
-        x: &mut [[f32; 4]; 4],
-        c: &mut [[f32; 4]; 4],
-        rc: &[f32; 4],
-        rs: &[f32; 4],
-    ) -> [f32; 4] {
-        let mut y = [0.0f32; 4];
-        for k in 0..4 {
-            let (xk, ck) = (x[k], c[k]);
-            for p in 0..4 {
-                y[p] += xk[p];
-                x[k][p] = xk[p] * rc[k] + ck[p] * rs[k];
-                c[k][p] = ck[p] * rc[k] - xk[p] * rs[k];
-            }
-        }
-        y
-    }
     gated(out, n.hold, env, |_, buf| {
-        let mut quads = buf.chunks_exact_mut(4);
-        for quad in &mut quads {
-            let y = step(&mut x, &mut c, &rc, &rs);
-            for (q, y) in quad.iter_mut().zip(y) {
-                *q = y;
+        for pair in 0..2 {
+            let (k0, k1) = (2 * pair, 2 * pair + 1);
+            let ((a0, b0), (a1, b1)) = (coef[k0], coef[k1]);
+            let (mut p0, mut c0, mut p1, mut c1) = (prev[k0], cur[k0], prev[k1], cur[k1]);
+            for group in buf.chunks_mut(8) {
+                // The oldest group sounds; then the recursion moves on by eight.
+                for (l, o) in group.iter_mut().enumerate() {
+                    let y = p0[l] + p1[l];
+                    *o = if pair == 0 { y } else { *o + y };
+                }
+                let n0: [f32; 8] = std::array::from_fn(|l| a0 * c0[l] - b0 * p0[l]);
+                let n1: [f32; 8] = std::array::from_fn(|l| a1 * c1[l] - b1 * p1[l]);
+                (p0, c0, p1, c1) = (c0, n0, c1, n1);
             }
-        }
-        let rest = quads.into_remainder();
-        if !rest.is_empty() {
-            let y = step(&mut x, &mut c, &rc, &rs);
-            for (q, y) in rest.iter_mut().zip(y) {
-                *q = y;
-            }
+            (prev[k0], cur[k0], prev[k1], cur[k1]) = (p0, c0, p1, c1);
         }
     });
 }
@@ -276,14 +263,12 @@ fn synth_bass(out: &mut [f32], n: &NoteSpec, amp: f32) {
             filter.set(n.freq * (1.5 + 6.0 * fenv * (0.5 + n.brightness)), 1.1);
             fenv *= fenv_k;
             let sine = &mut sine[..part.len()];
-            for (x, s) in part.iter_mut().zip(sine.iter_mut()) {
-                sub += dt;
-                *s = sub;
-                *x = saw.next(dt);
+            saw.fill(dt, part);
+            // The sub's phase from the block's start, as the saw's: no chain.
+            for (s, k) in sine.iter_mut().zip(1..) {
+                *s = 0.5 * sin_cycles(sub + k as f32 * dt);
             }
-            for s in sine.iter_mut() {
-                *s = 0.5 * sin_cycles(*s);
-            }
+            sub += part.len() as f32 * dt;
             filter.low_block(part);
             for (x, s) in part.iter_mut().zip(sine.iter()) {
                 *x = amp * (0.6 * *x + s);
@@ -335,6 +320,18 @@ fn string(
     let damp_k = decay_coef(0.08);
     let body_k = decay_coef(1.2);
     let (mut damp, mut body_amp) = (1.0f32, amp * body);
+    if body == 0.0 {
+        // No body: the string alone, undamped while held (no sine to compute).
+        let hold = n.hold.min(len);
+        for (o, s) in out[..hold].iter_mut().zip(&tmp) {
+            *o += s;
+        }
+        for (o, s) in out[hold..].iter_mut().zip(&tmp[hold..]) {
+            damp *= damp_k;
+            *o += damp * s;
+        }
+        return;
+    }
     let dt = n.freq / SR;
     for (i, (o, s)) in out.iter_mut().zip(&tmp).enumerate() {
         if i >= n.hold {

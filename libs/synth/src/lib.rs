@@ -125,7 +125,7 @@ pub fn render_stage(
                 ArtifactKind::Vocals,
                 "vocals.wav",
                 "audio/wav",
-                wav::encode(&[&voice], wav::Depth::Int16),
+                voice,
             )]
         }
         Stage::Mix => {

@@ -17,6 +17,8 @@
 use crate::loudness::{BLOCK, HISTORY, Oversampler};
 use crate::util::{SAMPLE_RATE, fmax};
 
+/// A gain reduction below this (-0.0000087 dB) is none: the gain snaps back to 1.
+const SNAP: f32 = 1e-6;
 /// Frames the peak detector lags behind the input: the interpolator's right half.
 const DETECT_LAG: usize = 6;
 
@@ -40,7 +42,8 @@ pub struct Limiter {
     /// from the block's end (`suffix`) and from its start (`prefix`).
     suffix: Vec<f32>,
     prefix: Vec<f32>,
-    g: f32,
+    /// The gain reduction being released from, `1 - gain` (0: none).
+    u: f32,
     /// The last `look + 1` released gains, oldest first, for the moving average,
     /// and their sum.
     ring: Vec<f32>,
@@ -69,7 +72,7 @@ impl Limiter {
             needs: Vec::new(),
             suffix: Vec::new(),
             prefix: Vec::new(),
-            g: 1.0,
+            u: 0.0,
             ring: vec![1.0; look + 1],
             win: Vec::new(),
             ring_sum: (look + 1) as f64,
@@ -106,11 +109,16 @@ impl Limiter {
         self.fake -= skip;
         let ceiling = self.ceiling;
         let [h0, h1] = &self.hist;
-        for (k, &p) in self.peaks.iter().enumerate().skip(skip) {
-            let j = first + k;
-            self.pending.push([h0[j], h1[j]]);
-            self.needs.push(if p > ceiling { ceiling / p } else { 1.0 });
-        }
+        // Whole runs appended at once (exact sizes: one capacity check, and loops
+        // the compiler vectorises).
+        let (a, b) = (first + skip, first + self.peaks.len());
+        self.pending
+            .extend(h0[a..b].iter().zip(&h1[a..b]).map(|(&l, &r)| [l, r]));
+        self.needs.extend(
+            self.peaks[skip..]
+                .iter()
+                .map(|&p| if p > ceiling { ceiling / p } else { 1.0 }),
+        );
         for h in &mut self.hist {
             let keep = h.len() - HISTORY;
             h.drain(..keep);
@@ -144,7 +152,7 @@ impl Limiter {
         }
         let count = m - self.look;
         let full = self.ring.len();
-        if self.g == 1.0 && self.ones >= full && self.needs.iter().all(|&n| n == 1.0) {
+        if self.u < SNAP && self.ones >= full && self.needs.iter().all(|&n| n == 1.0) {
             // Nothing to limit anywhere in reach, and nothing being released from.
             out.extend_from_slice(&self.pending[..count]);
         } else {
@@ -161,17 +169,18 @@ impl Limiter {
             let win = &mut self.win;
             win.clear();
             win.extend_from_slice(&self.ring);
-            let (rel, mut g) = (self.rel, self.g);
+            // In terms of the reduction u = 1 - g, the release `g += (1 - g) * rel` is
+            // `u *= 1 - rel` and holding is a maximum: one multiply and one compare
+            // per frame on the chain. The snap to exactly 1 (so the fast path above
+            // can take over again) is applied to the output, off the chain.
+            let keep = 1.0 - self.rel;
+            let mut u = if self.u < SNAP { 0.0 } else { self.u };
             win.extend(held.iter().map(|&h| {
-                let r = g + (1.0 - g) * rel;
-                g = if h < r { h } else { r };
-                if g > 0.999_999 {
-                    // Snap home, so the fast path above can take over again.
-                    g = 1.0;
-                }
-                g
+                let (need, released) = (1.0 - h, u * keep);
+                u = if need > released { need } else { released };
+                if u < SNAP { 1.0 } else { 1.0 - u }
             }));
-            self.g = g;
+            self.u = u;
             // The moving average of the released gains, over `prefix`.
             let (mut sum, mut ones) = (self.ring_sum, self.ones);
             let inv = 1.0 / full as f64;

@@ -5,7 +5,7 @@
 
 use std::f64::consts::PI;
 
-use crate::util::{SAMPLE_RATE, fmax};
+use crate::util::{SAMPLE_RATE, fmax, peak_abs};
 
 /// Biquad coefficients (normalised, a0 = 1), in f64: K-weighting at 38 Hz needs the
 /// precision.
@@ -63,14 +63,20 @@ pub struct KMeter {
     steps: Vec<f64>,
 }
 
-/// One biquad run on both channels in lock-step (transposed direct form II): the
-/// element-wise arithmetic on pairs lets the compiler use packed f64 instructions.
+/// One biquad run on both channels in lock-step, in direct form I with the terms
+/// ordered so that the chain from one output to the next is a single multiply and
+/// subtraction (the transposed form's chain runs through both state variables, twice
+/// as long). The element-wise arithmetic on pairs lets the compiler use packed f64
+/// instructions.
 #[derive(Clone, Copy)]
 struct Biquad2 {
     b: [f64; 3],
     a: [f64; 2],
-    s1: [f64; 2],
-    s2: [f64; 2],
+    /// The last two inputs and outputs per channel.
+    x1: [f64; 2],
+    x2: [f64; 2],
+    y1: [f64; 2],
+    y2: [f64; 2],
 }
 
 impl Biquad2 {
@@ -78,17 +84,23 @@ impl Biquad2 {
         Biquad2 {
             b: q.b,
             a: q.a,
-            s1: [0.0; 2],
-            s2: [0.0; 2],
+            x1: [0.0; 2],
+            x2: [0.0; 2],
+            y1: [0.0; 2],
+            y2: [0.0; 2],
         }
     }
     #[inline]
     fn process(&mut self, x: [f64; 2]) -> [f64; 2] {
         let mut y = [0.0; 2];
         for c in 0..2 {
-            y[c] = self.b[0] * x[c] + self.s1[c];
-            self.s1[c] = self.b[1] * x[c] - self.a[0] * y[c] + self.s2[c];
-            self.s2[c] = self.b[2] * x[c] - self.a[1] * y[c];
+            let known = (self.b[0] * x[c] + self.b[1] * self.x1[c])
+                + (self.b[2] * self.x2[c] - self.a[1] * self.y2[c]);
+            y[c] = known - self.a[0] * self.y1[c];
+            self.x2[c] = self.x1[c];
+            self.x1[c] = x[c];
+            self.y2[c] = self.y1[c];
+            self.y1[c] = y[c];
         }
         y
     }
@@ -197,8 +209,18 @@ pub const HISTORY: usize = 11;
 
 /// 4x oversampling of a channel, skipping work wherever it cannot matter: an
 /// interpolated value is at most `bound` times the largest sample under the filter.
+///
+/// The windowed sinc is symmetric, so the three phases share their work: the halfway
+/// phase weighs `x[k] + x[11 - k]` alike, and the quarter and three-quarter phases are
+/// each other's mirror image, so both are the sum and the difference of an even part
+/// (on `x[k] + x[11 - k]`) and an odd part (on `x[k] - x[11 - k]`). Eighteen
+/// multiplies per point instead of thirty-six.
 pub struct Oversampler {
-    taps: [[f32; 12]; 4],
+    /// Per pair of taps `k` and `11 - k` (k < 6): the halfway phase's tap, and the
+    /// even and odd parts of the quarter phase's.
+    half: [f32; 6],
+    even: [f32; 6],
+    odd: [f32; 6],
     bound: f32,
 }
 
@@ -209,7 +231,13 @@ impl Default for Oversampler {
             .iter()
             .map(|p| p.iter().map(|t| t.abs()).sum::<f32>())
             .fold(1.0, f32::max);
-        Oversampler { taps, bound }
+        let [_, quarter, half, _] = taps;
+        Oversampler {
+            half: std::array::from_fn(|k| half[k]),
+            even: std::array::from_fn(|k| 0.5 * (quarter[k] + quarter[11 - k])),
+            odd: std::array::from_fn(|k| 0.5 * (quarter[k] - quarter[11 - k])),
+            bound,
+        }
     }
 }
 
@@ -218,24 +246,27 @@ impl Oversampler {
     /// `x[j + i]` and `x[j + i + 1]` into `out[i]`, or 0 where the block cannot exceed
     /// `threshold`. Needs `x[j - 5 .. j + n + 6]`.
     pub fn between(&self, x: &[f32], j: usize, n: usize, threshold: f32, out: &mut [f32]) {
-        let near = x[j - 5..j + n + 6]
-            .iter()
-            .fold(0.0f32, |m, v| fmax(m, v.abs()));
+        let near = peak_abs(&x[j - 5..j + n + 6], 0.0);
         out[..n].fill(0.0);
         if near * self.bound <= threshold {
             return;
         }
-        for phase in &self.taps[1..] {
-            let mut acc = [0.0f32; BLOCK];
-            for (k, &t) in phase.iter().enumerate() {
-                let base = j + k - 5;
-                for (a, &v) in acc.iter_mut().zip(&x[base..base + n]) {
-                    *a += t * v;
-                }
+        let (mut even, mut odd, mut half) = ([0.0f32; BLOCK], [0.0f32; BLOCK], [0.0f32; BLOCK]);
+        for k in 0..6 {
+            // Tap k reads x[j + i + k - 5], its mirror 11 - k reads x[j + i + 6 - k].
+            let (lo, hi) = (&x[j + k - 5..][..n], &x[j + 6 - k..][..n]);
+            let (te, to, th) = (self.even[k], self.odd[k], self.half[k]);
+            for i in 0..n {
+                let (sum, diff) = (lo[i] + hi[i], lo[i] - hi[i]);
+                even[i] += te * sum;
+                odd[i] += to * diff;
+                half[i] += th * sum;
             }
-            for (o, a) in out.iter_mut().zip(&acc[..n]) {
-                *o = fmax(*o, a.abs());
-            }
+        }
+        for i in 0..n {
+            let quarter = (even[i] + odd[i]).abs();
+            let three = (even[i] - odd[i]).abs();
+            out[i] = fmax(fmax(quarter, three), half[i].abs());
         }
     }
 }
@@ -273,7 +304,7 @@ impl TruePeak {
     /// Scans `x` (history + new samples): sample peaks of the new part, and every
     /// interpolated point whose taps lie inside `x` and were not complete last time.
     fn scan(&mut self, x: &[f32]) {
-        self.peak = x[HISTORY..].iter().fold(self.peak, |m, v| fmax(m, v.abs()));
+        self.peak = peak_abs(&x[HISTORY..], self.peak);
         // The point between j and j+1 uses x[j-5 ..= j+6].
         let last = x.len().saturating_sub(6);
         let mut j = HISTORY - 6;
@@ -281,7 +312,8 @@ impl TruePeak {
         while j < last {
             let n = BLOCK.min(last - j);
             self.os.between(x, j, n, self.peak, &mut found);
-            self.peak = found[..n].iter().fold(self.peak, |m, &v| fmax(m, v));
+            // `found` holds magnitudes: their largest |value| is their largest value.
+            self.peak = peak_abs(&found[..n], self.peak);
             j += n;
         }
     }
@@ -306,6 +338,26 @@ pub fn true_peak_db(channels: &[&[f32]]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oversampler_matches_the_plain_filter() {
+        let mut noise = crate::dsp::Noise::new(11);
+        let x: Vec<f32> = (0..64).map(|_| noise.next()).collect();
+        let taps = interpolation_taps();
+        let os = Oversampler::default();
+        let mut out = [0.0f32; BLOCK];
+        os.between(&x, 10, BLOCK, 0.0, &mut out);
+        for (i, &got) in out.iter().enumerate() {
+            let want = taps[1..]
+                .iter()
+                .map(|t| {
+                    let v: f32 = (0..12).map(|k| t[k] * x[10 + i + k - 5]).sum();
+                    v.abs()
+                })
+                .fold(0.0f32, f32::max);
+            assert!((got - want).abs() < 1e-5, "{got} vs {want}");
+        }
+    }
 
     #[test]
     fn sine_at_minus_18_dbfs_is_about_minus_18_lufs() {

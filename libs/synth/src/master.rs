@@ -4,7 +4,6 @@
 //! the mix, so memory stays at the output file whatever the song's length.
 
 use crate::api::SynthError;
-use crate::dsp::Noise;
 use crate::dsp::filter::DcBlock;
 use crate::limiter::Limiter;
 use crate::loudness::{KMeter, TruePeak};
@@ -33,8 +32,9 @@ pub fn master(
     seed: u64,
     tick: &mut Ticker,
 ) -> Result<Vec<u8>, SynthError> {
-    let mut out = wav::header(2, Depth::Int16, frames);
-    out.resize(wav::HEADER_LEN + frames * 4, 0);
+    // Zeroed by the allocator (fresh pages are zero already), not by a pass of ours.
+    let mut out = vec![0u8; wav::HEADER_LEN + frames * 4];
+    out[..wav::HEADER_LEN].copy_from_slice(&wav::header_bytes(2, Depth::Int16, frames));
     let measured = measure_source(pcm, frames);
     tick.at(0.1)?;
     if !measured.is_finite() {
@@ -84,21 +84,80 @@ pub fn master(
     Ok(out)
 }
 
-/// Integrated loudness of the DC-free source.
+/// Integrated loudness of the source. Without the DC blocker the render pass applies:
+/// K-weighting has a double zero at DC and a high-pass at 38 Hz, so what a 5 Hz
+/// blocker removes does not reach the meter (the render pass measures its own output
+/// anyway, so this only sets the first gain).
 fn measure_source(pcm: &Pcm, frames: usize) -> f64 {
     let mut meter = KMeter::default();
-    let mut dc = [DcBlock::new(5.0), DcBlock::new(5.0)];
     let mut buf = vec![[0.0f32; 2]; CHUNK];
     let mut at = 0;
     while at < frames {
         let n = (frames - at).min(CHUNK);
         pcm.read(at, &mut buf[..n]);
-        dc[0].process_channel(&mut buf[..n], 0);
-        dc[1].process_channel(&mut buf[..n], 1);
         meter.push(&buf[..n]);
         at += n;
     }
     meter.integrated()
+}
+
+/// TPDF dither for the 16-bit output: per sample the sum of two uniform noises of
+/// one LSB each. Each of the four terms (two per side) comes from four xorshift
+/// generators, one per frame of a group of four, so the generators of a group step
+/// side by side (in vector registers) instead of one after another.
+struct Dither {
+    /// `state[term][lane]`.
+    state: [[u32; 4]; 4],
+}
+
+impl Dither {
+    /// The same seed gives the same noise, so every round dithers alike and the last
+    /// round's bytes are the deterministic result.
+    fn new(seed: u64) -> Self {
+        let base = (seed ^ (seed >> 32)) as u32 ^ 0x5eed_d17e;
+        Dither {
+            state: std::array::from_fn(|t| {
+                std::array::from_fn(|l| {
+                    let k = (4 * t + l) as u32;
+                    base.wrapping_add(0x9e37_79b9u32.wrapping_mul(k)) | 1
+                })
+            }),
+        }
+    }
+
+    /// The dither of the next four frames, left and right, in units of full scale.
+    #[inline]
+    fn next4(&mut self) -> [[f32; 4]; 2] {
+        let mut u = [[0.0f32; 4]; 4];
+        for (s, u) in self.state.iter_mut().zip(&mut u) {
+            for (x, u) in s.iter_mut().zip(u.iter_mut()) {
+                *x ^= *x << 13;
+                *x ^= *x >> 17;
+                *x ^= *x << 5;
+                *u = (*x as i32) as f32;
+            }
+        }
+        // Two noises of ±2^31 each, summed, to half an LSB each.
+        let k = 0.5 / (32768.0 * 2_147_483_648.0);
+        [
+            std::array::from_fn(|l| (u[0][l] + u[1][l]) * k),
+            std::array::from_fn(|l| (u[2][l] + u[3][l]) * k),
+        ]
+    }
+
+    /// Dithers `frames` into interleaved little-endian 16-bit `dst` (4 bytes a frame).
+    fn write(&mut self, frames: &[[f32; 2]], dst: &mut [u8]) {
+        let quads = frames.chunks(4).zip(dst.chunks_mut(16));
+        for (q, d) in quads {
+            let [dl, dr] = self.next4();
+            for (k, (f, d)) in q.iter().zip(d.chunks_exact_mut(4)).enumerate() {
+                let l = wav::to_i16(f[0] + dl[k]);
+                let r = wav::to_i16(f[1] + dr[k]);
+                d[..2].copy_from_slice(&l.to_le_bytes());
+                d[2..].copy_from_slice(&r.to_le_bytes());
+            }
+        }
+    }
 }
 
 /// One full pass: DC block, gain, limiter (when a ceiling is given), edge fades; writes
@@ -115,13 +174,7 @@ fn render(
     let mut limiter = ceiling.map(Limiter::new);
     let mut meter = KMeter::default();
     let mut peak = TruePeak::default();
-    // The same dither every round, so the last round's bytes are the deterministic result.
-    // Four generators, one per uniform term: four short recursions side by side instead
-    // of one chain four times as long on every frame.
-    let base = (seed ^ (seed >> 32)) as u32 ^ 0x5eed_d17e;
-    let mut noise: [Noise; 4] = std::array::from_fn(|k| {
-        Noise::new(base.wrapping_add(0x9e37_79b9u32.wrapping_mul(k as u32)))
-    });
+    let mut dither = Dither::new(seed);
     let edge = (0.005 * SAMPLE_RATE as f32) as usize;
     let mut input = vec![[0.0f32; 2]; CHUNK];
     let mut limited: Vec<[f32; 2]> = Vec::with_capacity(CHUNK + 256);
@@ -158,22 +211,15 @@ fn render(
         }
         meter.push(&limited);
         peak.push(&limited);
-        let lsb = 1.0 / 32768.0;
         let dst = &mut out[wav::HEADER_LEN + written * 4..];
-        for (f, d) in limited.iter().zip(dst.chunks_exact_mut(4)) {
-            // Triangular dither: the sum of two uniform noises, one LSB each.
-            let [n0, n1, n2, n3] = &mut noise;
-            let l = wav::to_i16(f[0] + (n0.next() + n1.next()) * 0.5 * lsb);
-            let r = wav::to_i16(f[1] + (n2.next() + n3.next()) * 0.5 * lsb);
-            d[..2].copy_from_slice(&l.to_le_bytes());
-            d[2..].copy_from_slice(&r.to_le_bytes());
-        }
+        dither.write(&limited, dst);
         written += limited.len();
     }
     (meter.integrated(), peak.peak_db())
 }
 
-/// Scales the 16-bit samples of a WAV written by [`wav::header`] in place.
+/// Scales the 16-bit samples of a WAV (its header as [`wav::header_bytes`] writes it)
+/// in place.
 fn scale_i16(out: &mut [u8], g: f32) {
     for b in out[wav::HEADER_LEN..].chunks_exact_mut(2) {
         let v = f32::from(i16::from_le_bytes([b[0], b[1]])) / 32767.0;

@@ -59,15 +59,11 @@ pub fn mix(
     }
     if let Some(v) = vocals {
         let mut level = Level::default();
-        let mut buf = vec![[0.0f32; 2]; 4096];
         let mut mono = vec![0.0f32; 4096];
         let mut at = 0;
         while at < frames {
-            let n = (frames - at).min(buf.len());
-            v.read(at, &mut buf[..n]);
-            for (m, [l, r]) in mono.iter_mut().zip(&buf[..n]) {
-                *m = 0.5 * (l + r);
-            }
+            let n = (frames - at).min(mono.len());
+            v.read_mono(at, &mut mono[..n]);
             level.push(&mono[..n]);
             at += n;
         }
@@ -199,8 +195,7 @@ impl Window {
             | Instrument::EPiano => Post::Hp(OnePole::new(140.0)),
             _ => Post::None,
         };
-        let mut file = wav::header(2, Depth::Int16, frames);
-        file.reserve_exact(frames * 4);
+        let file = wav::silent(2, Depth::Int16, frames);
         Window {
             buf: Vec::new(),
             from: 0,
@@ -241,10 +236,16 @@ impl Window {
             }
         }
         self.level.push(done);
-        let at = self.file.len();
-        self.file.resize(at + n * 4, 0);
-        for (d, x) in self.file[at..].chunks_exact_mut(4).zip(done.iter()) {
-            d.copy_from_slice(&x.to_le_bytes());
+        // The file is silent already: where the part rests, it is left alone (its
+        // memory never touched), and the mixdown skips it too.
+        let file = &mut self.file[wav::HEADER_LEN + self.from * 4..][..n * 4];
+        for (part, bytes) in done.chunks(1024).zip(file.chunks_mut(4096)) {
+            if wav::is_silent(part) {
+                continue;
+            }
+            for (b, x) in bytes.as_chunks_mut::<4>().0.iter_mut().zip(part) {
+                *b = x.to_le_bytes();
+            }
         }
         self.buf.drain(..n);
         self.from += n;

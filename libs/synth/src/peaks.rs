@@ -34,6 +34,27 @@ pub fn peaks_json(pcm16: &[u8], channels: usize, frames: usize) -> Vec<u8> {
     let usable = pcm16.len().min(frames * channels * 2) / (2 * channels) * (2 * channels);
     // A pixel at a time, each channel's min and max over whole frames.
     for pixel in pcm16[..usable].chunks(spp * channels * 2) {
+        if channels == 2 {
+            // Stereo, the engine's own layout: both channels in one pass over fixed-size
+            // frames, which the compiler vectorises.
+            let (frames, _) = pixel.as_chunks::<4>();
+            let (mut lo, mut hi) = ([i16::MAX; 2], [i16::MIN; 2]);
+            for f in frames {
+                let s = [
+                    i16::from_le_bytes([f[0], f[1]]),
+                    i16::from_le_bytes([f[2], f[3]]),
+                ];
+                for c in 0..2 {
+                    lo[c] = lo[c].min(s[c]);
+                    hi[c] = hi[c].max(s[c]);
+                }
+            }
+            for c in 0..2 {
+                data.push((lo[c] >> 8) as i8);
+                data.push((hi[c] >> 8) as i8);
+            }
+            continue;
+        }
         for c in 0..channels {
             let (mut min, mut max) = (i16::MAX, i16::MIN);
             for f in pixel.chunks_exact(channels * 2) {

@@ -28,8 +28,9 @@ pub fn window(plan: &Plan, frames: usize) -> (usize, usize) {
     (start, len)
 }
 
-/// Encodes `len` frames from `start` of a 16-bit stereo WAV written by [`wav::header`],
-/// with short fades so the excerpt neither clicks in nor stops dead.
+/// Encodes `len` frames from `start` of a 16-bit stereo WAV (its header as
+/// [`wav::header_bytes`] writes it), with short fades so the excerpt neither clicks in
+/// nor stops dead.
 pub fn encode_mp3(
     wav16: &[u8],
     start: usize,
@@ -47,17 +48,8 @@ pub fn encode_mp3(
     } else {
         (FADE_OUT * sr) as usize
     };
-    let mut pcm: Vec<i16> = Vec::with_capacity(len * 2);
     let at = |frame: usize| wav::HEADER_LEN + frame * 4;
     let src = wav16.get(at(start)..at(start + len)).unwrap_or_default();
-    for (i, f) in src.chunks_exact(4).enumerate() {
-        let g = (i as f64 / fade_in as f64)
-            .min((len - i) as f64 / fade_out as f64)
-            .min(1.0);
-        for b in f.chunks_exact(2) {
-            pcm.push((f64::from(i16::from_le_bytes([b[0], b[1]])) * g) as i16);
-        }
-    }
     let err = |e: &dyn std::fmt::Debug| format!("mp3 encoder: {e:?}");
     let mut b = Builder::new().ok_or("mp3 encoder: out of memory")?;
     b.set_num_channels(2).map_err(|e| err(&e))?;
@@ -68,10 +60,33 @@ pub fn encode_mp3(
     // No Xing/LAME tag frame: it would need a second pass over the finished file.
     b.set_to_write_vbr_tag(false).map_err(|e| err(&e))?;
     let mut enc = b.build().map_err(|e| err(&e))?;
-    // LAME writes into the spare capacity it is given and crashes without enough of it.
-    let mut out = Vec::with_capacity(mp3lame_encoder::max_required_buffer_size(pcm.len() / 2));
-    enc.encode_to_vec(InterleavedPcm(&pcm), &mut out)
-        .map_err(|e| err(&e))?;
+    let mut out = Vec::new();
+    // A piece at a time through one small buffer: LAME keeps what it has not coded
+    // yet, so the pieces make the same file as one call would.
+    const PIECE: usize = 1152 * 16;
+    let mut pcm: Vec<i16> = Vec::with_capacity(PIECE * 2);
+    for (p, piece) in src.chunks(PIECE * 4).enumerate() {
+        pcm.clear();
+        for (k, f) in piece.chunks_exact(4).enumerate() {
+            let i = p * PIECE + k;
+            let l = i16::from_le_bytes([f[0], f[1]]);
+            let r = i16::from_le_bytes([f[2], f[3]]);
+            if i < fade_in || len - i < fade_out {
+                let g = (i as f64 / fade_in as f64)
+                    .min((len - i) as f64 / fade_out as f64)
+                    .min(1.0);
+                pcm.push((f64::from(l) * g) as i16);
+                pcm.push((f64::from(r) * g) as i16);
+            } else {
+                // Between the fades the gain is exactly 1.
+                pcm.extend([l, r]);
+            }
+        }
+        // LAME writes into the spare capacity it is given and crashes without enough.
+        out.reserve(mp3lame_encoder::max_required_buffer_size(pcm.len() / 2));
+        enc.encode_to_vec(InterleavedPcm(&pcm), &mut out)
+            .map_err(|e| err(&e))?;
+    }
     out.reserve(7200);
     enc.flush_to_vec::<FlushNoGap>(&mut out)
         .map_err(|e| err(&e))?;

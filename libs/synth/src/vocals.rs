@@ -7,22 +7,24 @@ use crate::api::SynthError;
 use crate::arrange::swung;
 use crate::compose::Composition;
 use crate::dsp::Noise;
-use crate::dsp::voice::{Singer, SungNote, sing};
+use crate::dsp::voice::{Singer, SungNote, Voice, sing};
 use crate::lyrics;
 use crate::melody::{Note, Phrase};
 use crate::phonetics::{Syllable, Vowel, syllables};
 use crate::plan::Plan;
 use crate::theory::midi_to_hz;
-use crate::util::{SAMPLE_RATE, Ticker, rng_for};
+use crate::util::{SAMPLE_RATE, Ticker, peak_abs, rng_for};
+use crate::wav;
 
-/// Renders the vocal track, exactly `frames` samples long, peak-normalised.
+/// Renders the vocal track, exactly `frames` samples long, peak-normalised, as a
+/// 16-bit mono WAV.
 pub fn render(
     comp: &Composition,
     lyrics_text: &str,
     frames: usize,
     seed: u64,
     tick: &mut Ticker,
-) -> Result<Vec<f32>, SynthError> {
+) -> Result<Vec<u8>, SynthError> {
     let plan = &comp.plan;
     let blocks = lyrics::parse_blocks(lyrics_text);
     let sung: Vec<(usize, &crate::compose::ComposedSection)> = comp
@@ -44,7 +46,11 @@ pub fn render(
         breath: 0.04,
     };
     let mut noise = Noise::new(rng.random());
-    let mut out = vec![0.0f32; frames];
+    // The voice as floats in the buffer that becomes the WAV: the 16-bit samples are
+    // written over the floats (each over the first half of a float already read), so
+    // the song's voice takes fresh memory once, not twice.
+    let mut out = vec![0u8; wav::HEADER_LEN + frames * 4];
+    let mut voice = Voice(&mut out[wav::HEADER_LEN..]);
     let total = sung.len().max(1);
     for (k, ((_, sec), sec_lines)) in sung.iter().zip(&lines).enumerate() {
         tick.at(k as f32 / total as f32)?;
@@ -53,14 +59,36 @@ pub fn render(
         for (phrase, line) in phrases.zip(sec_lines) {
             place_phrase(plan, phrase, &syllables(line), &mut notes);
         }
-        sing(&mut out, &notes, singer, &mut noise);
+        sing(&mut voice, &notes, singer, &mut noise);
     }
-    let peak = out.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-    if peak > 1e-6 {
-        let g = 0.89 / peak;
-        out.iter_mut().for_each(|x| *x *= g);
+    let mut block = [0.0f32; 1024];
+    let mut peak = 0.0f32;
+    for piece in out[wav::HEADER_LEN..].chunks(block.len() * 4) {
+        let (samples, _) = piece.as_chunks::<4>();
+        for (x, s) in block.iter_mut().zip(samples) {
+            *x = f32::from_le_bytes(*s);
+        }
+        peak = peak_abs(&block[..samples.len()], peak);
     }
+    let gain = if peak > 1e-6 { 0.89 / peak } else { 1.0 };
     tick.at(1.0)?;
+    // Peak-normalised to 16 bits in place, a block at a time: the block's floats are
+    // read before its samples are written, and a later block's floats lie beyond
+    // where this block writes.
+    for first in (0..frames).step_by(block.len()) {
+        let n = block.len().min(frames - first);
+        let src = &out[wav::HEADER_LEN + first * 4..][..n * 4];
+        for (x, s) in block.iter_mut().zip(src.as_chunks::<4>().0) {
+            *x = f32::from_le_bytes(*s);
+        }
+        let dst = &mut out[wav::HEADER_LEN + first * 2..][..n * 2];
+        for (d, &x) in dst.as_chunks_mut::<2>().0.iter_mut().zip(&block[..n]) {
+            *d = wav::to_i16(x * gain).to_le_bytes();
+        }
+    }
+    out.truncate(wav::HEADER_LEN + frames * 2);
+    out.shrink_to_fit();
+    out[..wav::HEADER_LEN].copy_from_slice(&wav::header_bytes(1, wav::Depth::Int16, frames));
     Ok(out)
 }
 

@@ -28,28 +28,61 @@ impl Depth {
 pub const HEADER_LEN: usize = 44;
 
 /// A RIFF/WAVE header for `frames` frames, with room reserved for the samples.
-pub fn header(channels: u16, depth: Depth, frames: usize) -> Vec<u8> {
+#[cfg(test)]
+fn header(channels: u16, depth: Depth, frames: usize) -> Vec<u8> {
+    let block = usize::from(channels) * depth.bytes();
+    let mut h = Vec::with_capacity(HEADER_LEN + frames * block);
+    h.extend_from_slice(&header_bytes(channels, depth, frames));
+    h
+}
+
+/// A file of `frames` frames of silence: the header, then zeros. The zeros come from
+/// the allocator (fresh pages are zero already), so stretches nobody writes cost
+/// nothing, not even the memory: writers can skip silence.
+pub fn silent(channels: u16, depth: Depth, frames: usize) -> Vec<u8> {
+    let block = usize::from(channels) * depth.bytes();
+    let mut f = vec![0u8; HEADER_LEN + frames * block];
+    f[..HEADER_LEN].copy_from_slice(&header_bytes(channels, depth, frames));
+    f
+}
+
+/// Whether every sample of `x` is +0.0, the bytes of a silent file.
+#[inline]
+pub fn is_silent(x: &[f32]) -> bool {
+    // One OR per sample (in vector lanes), rather than a test that stops early.
+    x.iter().fold(0u32, |a, v| a | v.to_bits()) == 0
+}
+
+/// The RIFF/WAVE header of a file of `frames` frames (the samples follow it).
+pub fn header_bytes(channels: u16, depth: Depth, frames: usize) -> [u8; HEADER_LEN] {
     let block = usize::from(channels) * depth.bytes();
     // The duration cap (600 s) keeps every size far below 4 GiB.
     let data_len = (frames * block).min(u32::MAX as usize - 64) as u32;
-    let mut h = Vec::with_capacity(HEADER_LEN + data_len as usize);
-    h.extend_from_slice(b"RIFF");
-    h.extend_from_slice(&(36 + data_len).to_le_bytes());
-    h.extend_from_slice(b"WAVEfmt ");
-    h.extend_from_slice(&16u32.to_le_bytes());
-    let tag: u16 = if depth == Depth::Int16 { 1 } else { 3 };
-    h.extend_from_slice(&tag.to_le_bytes());
-    h.extend_from_slice(&channels.to_le_bytes());
-    h.extend_from_slice(&SAMPLE_RATE.to_le_bytes());
-    h.extend_from_slice(&(SAMPLE_RATE * block as u32).to_le_bytes());
-    h.extend_from_slice(&(block as u16).to_le_bytes());
-    h.extend_from_slice(&(8 * depth.bytes() as u16).to_le_bytes());
-    h.extend_from_slice(b"data");
-    h.extend_from_slice(&data_len.to_le_bytes());
+    let mut h = [0u8; HEADER_LEN];
+    let fields: [&[u8]; 12] = [
+        b"RIFF",
+        &(36 + data_len).to_le_bytes(),
+        b"WAVEfmt ",
+        &16u32.to_le_bytes(),
+        &(if depth == Depth::Int16 { 1u16 } else { 3 }).to_le_bytes(),
+        &channels.to_le_bytes(),
+        &SAMPLE_RATE.to_le_bytes(),
+        &(SAMPLE_RATE * block as u32).to_le_bytes(),
+        &(block as u16).to_le_bytes(),
+        &(8 * depth.bytes() as u16).to_le_bytes(),
+        b"data",
+        &data_len.to_le_bytes(),
+    ];
+    let mut at = 0;
+    for f in fields {
+        h[at..at + f.len()].copy_from_slice(f);
+        at += f.len();
+    }
     h
 }
 
 /// Encodes planar channels (all the same length, 1 or 2 of them) as an interleaved WAV.
+#[cfg(test)]
 pub fn encode(channels: &[&[f32]], depth: Depth) -> Vec<u8> {
     let chans = &channels[..channels.len().min(2)];
     let frames = chans.iter().map(|c| c.len()).min().unwrap_or(0);
@@ -73,8 +106,8 @@ pub fn encode(channels: &[&[f32]], depth: Depth) -> Vec<u8> {
 }
 
 /// Appends one sample.
-#[inline]
-pub fn push(out: &mut Vec<u8>, x: f32, depth: Depth) {
+#[cfg(test)]
+fn push(out: &mut Vec<u8>, x: f32, depth: Depth) {
     match depth {
         Depth::Int16 => out.extend_from_slice(&to_i16(x).to_le_bytes()),
         Depth::Float32 => {
@@ -205,12 +238,13 @@ impl<'a> Pcm<'a> {
         // One loop per format and layout, the match outside: this runs on every frame
         // of every pass the master makes.
         match (self.format, self.channels) {
-            (Format::I16, 2) => fill(out, src, block, |f| [i16_at(&f[..2]), i16_at(&f[2..4])]),
-            (Format::I16, _) => fill(out, src, block, |f| [i16_at(f); 2]),
-            (Format::F32, 2) => fill(out, src, block, |f| [f32_at(&f[..4]), f32_at(&f[4..8])]),
-            (Format::F32, _) => fill(out, src, block, |f| [f32_at(f); 2]),
-            (Format::I24, 2) => fill(out, src, block, |f| [i24_at(&f[..3]), i24_at(&f[3..6])]),
-            (Format::I24, _) => fill(out, src, block, |f| [i24_at(f); 2]),
+            // Frame sizes as constants, so each loop is unrolled and vectorised.
+            (Format::I16, 2) => fill::<4>(out, src, |f| [i16_at(&f[..2]), i16_at(&f[2..4])]),
+            (Format::I16, _) => fill::<2>(out, src, |f| [i16_at(f); 2]),
+            (Format::F32, 2) => fill::<8>(out, src, |f| [f32_at(&f[..4]), f32_at(&f[4..8])]),
+            (Format::F32, _) => fill::<4>(out, src, |f| [f32_at(f); 2]),
+            (Format::I24, 2) => fill::<6>(out, src, |f| [i24_at(&f[..3]), i24_at(&f[3..6])]),
+            (Format::I24, _) => fill::<3>(out, src, |f| [i24_at(f); 2]),
             (fmt, _) => {
                 let get = |s: &[u8]| match fmt {
                     Format::U8 => (f32::from(s[0]) - 128.0) / 128.0,
@@ -225,12 +259,40 @@ impl<'a> Pcm<'a> {
         }
         out[avail..].iter_mut().for_each(|o| *o = [0.0; 2]);
     }
+
+    /// Fills `out` with the frames from `start` on as mono: the mean of the two sides
+    /// (a mono file's own samples, exactly), silence past the end.
+    pub fn read_mono(&self, start: usize, out: &mut [f32]) {
+        if (self.format, self.channels) == (Format::I16, 1) {
+            let avail = self.frames().saturating_sub(start).min(out.len());
+            let src = &self.data[start.min(self.frames()) * 2..][..avail * 2];
+            let (samples, _) = src.as_chunks::<2>();
+            for (o, s) in out.iter_mut().zip(samples) {
+                *o = i16_at(s);
+            }
+            out[avail..].fill(0.0);
+            return;
+        }
+        let mut buf = [[0.0f32; 2]; 256];
+        for (k, part) in out.chunks_mut(buf.len()).enumerate() {
+            let frames = &mut buf[..part.len()];
+            self.read(start + k * 256, frames);
+            for (o, [l, r]) in part.iter_mut().zip(frames.iter()) {
+                *o = 0.5 * (l + r);
+            }
+        }
+    }
 }
 
-/// Decodes the `block`-byte frames of `src` into `out` with `frame`.
+/// Decodes the `BLOCK`-byte frames of `src` into `out` with `frame`.
 #[inline]
-fn fill(out: &mut [[f32; 2]], src: &[u8], block: usize, frame: impl Fn(&[u8]) -> [f32; 2]) {
-    for (o, f) in out.iter_mut().zip(src.chunks_exact(block)) {
+fn fill<const BLOCK: usize>(
+    out: &mut [[f32; 2]],
+    src: &[u8],
+    frame: impl Fn(&[u8; BLOCK]) -> [f32; 2],
+) {
+    let (frames, _) = src.as_chunks::<BLOCK>();
+    for (o, f) in out.iter_mut().zip(frames) {
         *o = frame(f);
     }
 }

@@ -132,21 +132,28 @@ fn noise_into(x: &mut [f32], noise: &mut Noise, filter: &mut Svf, kind: fn(&mut 
     kind(filter, x);
 }
 
-/// Sine with an exponential pitch drop: the body of kicks and toms.
+/// Sine with an exponential pitch drop: the body of kicks and toms. The phase is in
+/// closed form within each block (the pitch at sample `i` is `end + f k^i`, so the
+/// phase adds `end` per sample and `f` times a running sum of powers of `k`), so the
+/// block has no chain from one sample to the next.
 fn tone(out: &mut [f32], amp: f32, start_hz: f32, end_hz: f32, decay: f32) {
     let n = ((decay + 0.05) * SR) as usize;
     let pitch_k = (-1.0 / (0.03 * SR)).exp();
     let amp_k = super::env::decay_coef(decay);
+    // sums[i] = 1 + k + ... + k^i.
+    let mut sums = powers(pitch_k);
+    for i in 1..B {
+        sums[i] += sums[i - 1];
+    }
+    let step = powers(pitch_k)[B - 1] * pitch_k;
     let (mut f, mut ph) = (start_hz - end_hz, 0.0f32);
     decaying(out, n, amp, amp_k, |_, x| {
-        for v in x.iter_mut() {
-            ph += (end_hz + f) * (1.0 / SR);
-            f *= pitch_k;
-            *v = ph;
+        for (i, (v, &s)) in x.iter_mut().zip(&sums).enumerate() {
+            *v = sin_cycles(ph + ((i + 1) as f32 * end_hz + f * s) * (1.0 / SR));
         }
-        for v in x.iter_mut() {
-            *v = sin_cycles(*v);
-        }
+        let m = x.len();
+        ph += (m as f32 * end_hz + f * sums[m - 1]) * (1.0 / SR);
+        f *= step;
     });
 }
 

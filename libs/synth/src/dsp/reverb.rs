@@ -9,17 +9,23 @@
 //!
 //! The work is laid out for the processor: the eight combs of a side step together as
 //! lanes of small arrays (their recursions are independent, so they overlap instead of
-//! waiting on each other), over runs of samples in which no delay line wraps, so the
-//! inner loop has no index bookkeeping; each all-pass then runs over the whole run at
-//! once (its delay is longer than the run, so no sample depends on another).
+//! waiting on each other). Their delay lines share one ring with a row per sample
+//! (the eight combs' values written at that time), so a sample writes one row, as two
+//! vector stores, and reads each comb's value from the row its delay ago. The ring's
+//! length is a power of two: indices wrap by a mask, with no bounds checks or
+//! bookkeeping. Each all-pass then runs over a whole run of samples at once (its delay
+//! is longer than the run, so no sample depends on another).
 
 /// Delay lengths in samples at 44.1 kHz, all prime so echoes and resonances do not pile up.
 const COMBS: [usize; 8] = [1103, 1181, 1259, 1327, 1429, 1493, 1553, 1613];
 const ALLPASSES: [usize; 4] = [557, 439, 347, 227];
 const STEREO_SPREAD: usize = 23;
-/// Half-rate samples per run: below the shortest delay line, so a run never reads what
-/// it wrote itself.
+/// Half-rate samples per run: below the shortest delay line (the all-passes', 113), so
+/// an all-pass taking a whole run at once never reads what it wrote itself.
 const RUN: usize = 96;
+
+/// Rows of a side's comb ring: a power of two above the longest comb delay.
+const RING: usize = 1024;
 
 /// A delay line with its position.
 struct Line {
@@ -51,7 +57,12 @@ impl Line {
 
 /// One side: eight damped combs in parallel into four all-passes in series.
 struct Side {
-    combs: [Line; 8],
+    /// Row `t % RING`: what the combs wrote at time `t`.
+    ring: Box<[[f32; 8]; RING]>,
+    /// The time of the next row to write, modulo `RING`.
+    at: usize,
+    /// Each comb's delay in samples.
+    delay: [usize; 8],
     /// The combs' one-pole damping states.
     store: [f32; 8],
     allpasses: [Line; 4],
@@ -60,7 +71,9 @@ struct Side {
 impl Side {
     fn new(extra: usize) -> Self {
         Side {
-            combs: COMBS.map(|n| Line::new((n + extra) / 2)),
+            ring: Box::new([[0.0; 8]; RING]),
+            at: 0,
+            delay: COMBS.map(|n| ((n + extra) / 2).max(RUN + 1)),
             store: [0.0; 8],
             allpasses: ALLPASSES.map(|n| Line::new((n + extra) / 2)),
         }
@@ -69,41 +82,23 @@ impl Side {
     /// Runs `x` (at most `RUN` samples) into `y`.
     fn run(&mut self, x: &[f32], y: &mut [f32], feedback: f32, damp: f32) {
         let n = x.len();
-        // Split the run where the first comb line wraps, then the next, and so on, so
-        // every piece is contiguous in all eight lines.
-        let mut done = 0;
-        while done < n {
-            let m = self.combs.iter().map(Line::room).fold(n - done, usize::min);
-            let [c0, c1, c2, c3, c4, c5, c6, c7] = &mut self.combs;
-            let lines = [
-                c0.take(m),
-                c1.take(m),
-                c2.take(m),
-                c3.take(m),
-                c4.take(m),
-                c5.take(m),
-                c6.take(m),
-                c7.take(m),
-            ];
-            let mut store = self.store;
-            for (i, (&x, y)) in x[done..done + m]
-                .iter()
-                .zip(&mut y[done..done + m])
-                .enumerate()
-            {
-                let out: [f32; 8] = std::array::from_fn(|k| lines[k][i]);
-                for k in 0..8 {
-                    store[k] = out[k] * (1.0 - damp) + store[k] * damp;
-                }
-                for k in 0..8 {
-                    lines[k][i] = x + store[k] * feedback;
-                }
-                *y = ((out[0] + out[1]) + (out[2] + out[3]))
-                    + ((out[4] + out[5]) + (out[6] + out[7]));
+        let mask = RING - 1;
+        let ring = &mut *self.ring;
+        // Where each comb reads, relative to the row being written.
+        let back = self.delay.map(|d| RING - d);
+        let mut store = self.store;
+        let mut t = self.at;
+        for (&x, y) in x.iter().zip(y.iter_mut()) {
+            let out: [f32; 8] = std::array::from_fn(|k| ring[(t + back[k]) & mask][k]);
+            for k in 0..8 {
+                store[k] = out[k] * (1.0 - damp) + store[k] * damp;
             }
-            self.store = store;
-            done += m;
+            ring[t & mask] = std::array::from_fn(|k| x + store[k] * feedback);
+            *y = ((out[0] + out[1]) + (out[2] + out[3])) + ((out[4] + out[5]) + (out[6] + out[7]));
+            t += 1;
         }
+        self.store = store;
+        self.at = t & mask;
         for ap in &mut self.allpasses {
             let mut done = 0;
             while done < n {
