@@ -37,7 +37,7 @@ const BACKLOG_EVERY: Duration = Duration::from_secs(1);
 pub const OUTBOX_BACKLOG: &str = "cadenza_outbox_backlog_messages";
 
 /// How long the relay leaves alone the work a stage update's handler publishes
-/// itself ([`publish_now`]). Only a handler that dies between its commit and
+/// itself ([`send_leased`]). Only a handler that dies between its commit and
 /// the broker's confirm makes that work wait this long.
 pub const DIRECT_LEASE: Duration = Duration::from_secs(10);
 
@@ -227,7 +227,7 @@ async fn claim(conn: &AsyncPgConnection) -> QueryResult<Vec<(i64, uuid::Uuid, St
         let mut conn = conn;
         outbox::table
             .filter(outbox::published_at.is_null())
-            // Not leased to its writer, or its writer died: see [`publish_now`].
+            // Not leased to its writer, or its writer died: see [`send_leased`].
             .filter(
                 outbox::relay_after
                     .is_null()
@@ -256,19 +256,24 @@ fn traceparent_of(payload: &[u8]) -> String {
         .unwrap_or_default()
 }
 
-/// Publishes messages their writer has just committed with a lease (see
-/// [`DIRECT_LEASE`]): the next stage's work then reaches the broker straight
-/// after the commit that queued it, without waiting for the relay to wake and
-/// claim it. What the broker confirms is marked published; what it does not is
-/// handed back to the relay at once, which retries it as it retries any row.
-pub async fn publish_now(
-    pool: &Pool,
-    publisher: &Publisher,
-    messages: &[NewMessage],
-    relay_wake: &Notify,
-) {
+/// What the broker made of work sent by its writer ([`send_leased`]).
+#[derive(Debug, Default)]
+pub struct Sent {
+    /// Confirmed by the broker: to be marked published.
+    pub confirmed: Vec<uuid::Uuid>,
+    /// Not taken: handed back to the relay at once.
+    pub refused: Vec<uuid::Uuid>,
+}
+
+/// Publishes messages their writer leased to itself (see [`DIRECT_LEASE`]),
+/// and waits for the broker's confirms. The writer may send them while its
+/// COMMIT is on the way: the next stage's work then reaches the broker without
+/// waiting for the commit, and the outcome is recorded by [`record_sent`] once
+/// the commit is known to have succeeded.
+pub async fn send_leased(publisher: &Publisher, messages: &[NewMessage]) -> Sent {
+    let mut sent = Sent::default();
     if messages.is_empty() {
-        return;
+        return sent;
     }
     let ids: Vec<String> = messages.iter().map(|m| m.message_id.to_string()).collect();
     let traceparents: Vec<String> = messages
@@ -286,26 +291,34 @@ pub async fn publish_now(
         })
         .collect();
     let results = publisher.publish_all(&outgoing).await;
-    let (mut confirmed, mut refused) = (Vec::new(), Vec::new());
     let mut failure = None;
     for (message, result) in messages.iter().zip(results) {
         match result {
-            Ok(()) => confirmed.push(message.message_id),
+            Ok(()) => sent.confirmed.push(message.message_id),
             Err(err) => {
                 failure.get_or_insert(err);
-                refused.push(message.message_id);
+                sent.refused.push(message.message_id);
             }
         }
     }
     if let Some(err) = failure {
-        tracing::warn!(error = %err, messages = refused.len(), "publishing work at once failed; the relay takes it over");
+        tracing::warn!(error = %err, messages = sent.refused.len(), "publishing work at once failed; the relay takes it over");
+    }
+    sent
+}
+
+/// Records what [`send_leased`] did, for committed rows: confirmed ones are
+/// marked published, refused ones handed back to the relay (which is woken).
+pub async fn record_sent(pool: &Pool, sent: &Sent, relay_wake: &Notify) {
+    if sent.confirmed.is_empty() && sent.refused.is_empty() {
+        return;
     }
     let recorded = async {
         let conn = pool.get().await?;
         let conn: &AsyncPgConnection = &conn;
         futures::try_join!(
-            outbox_store::mark_published(conn, &confirmed),
-            outbox_store::release(conn, &refused),
+            outbox_store::mark_published(conn, &sent.confirmed),
+            outbox_store::release(conn, &sent.refused),
         )?;
         anyhow::Ok(())
     }
@@ -315,9 +328,20 @@ pub async fn publish_now(
         // (consumers deduplicate); refused ones wait for it.
         tracing::warn!(error = %err, "could not record what was published at once; the relay sends it when the lease ends");
     }
-    if !refused.is_empty() {
+    if !sent.refused.is_empty() {
         relay_wake.notify_one();
     }
+}
+
+/// [`send_leased`] then [`record_sent`], for messages already committed.
+pub async fn publish_now(
+    pool: &Pool,
+    publisher: &Publisher,
+    messages: &[NewMessage],
+    relay_wake: &Notify,
+) {
+    let sent = send_leased(publisher, messages).await;
+    record_sent(pool, &sent, relay_wake).await;
 }
 
 /// Sets the backlog gauge: rows written but not yet published.

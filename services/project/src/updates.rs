@@ -8,11 +8,11 @@ use cadenza_queue::Publisher;
 use cadenza_queue::consume::{Handled, Incoming};
 use tokio::sync::Notify;
 
-use crate::orchestrator::{Applied, Orchestrator};
+use crate::orchestrator::{Orchestrator, Published};
 
 /// Handles one delivery: malformed messages are dead-lettered, database trouble
 /// requeues, everything else is applied (idempotently) and acked. The work an
-/// update causes is published from here, right after its commit (the shortest
+/// update causes is published from here, alongside its commit (the shortest
 /// path from one stage's result to the next stage's start); the relay stands in
 /// for what does not get through.
 pub async fn handle(
@@ -45,14 +45,21 @@ pub async fn handle(
         // handed straight back, it would spend its delivery limit in milliseconds
         // and be dead-lettered.
         let applied = crate::patience::until_database_answers("a stage update", || {
-            let (pool, orchestrator, update) = (pool.clone(), orchestrator.clone(), update.clone());
+            let (pool, orchestrator, update, publisher) =
+                (pool.clone(), orchestrator.clone(), update.clone(), publisher.clone());
             async move {
                 // The transaction is framed by hand: a connection it fails on
                 // (or is abandoned on) is closed, not reused.
                 let mut conn = cadenza_db::Disposable::new(pool.get().await?);
                 let lease_until = chrono::Utc::now() + crate::relay::DIRECT_LEASE;
                 let applied = orchestrator
-                    .apply_update_publishing(&mut conn, message_id, update, lease_until)
+                    .apply_update_publishing(
+                        &mut conn,
+                        message_id,
+                        update,
+                        lease_until,
+                        Some(&publisher),
+                    )
                     .await;
                 if applied.is_ok() {
                     conn.keep();
@@ -62,8 +69,13 @@ pub async fn handle(
         })
         .await;
         match applied {
-            Ok((Applied::Changed | Applied::Ignored, messages)) => {
-                crate::relay::publish_now(&pool, &publisher, &messages, &relay_wake).await;
+            Ok(Published { sent, messages, .. }) => {
+                match sent {
+                    Some(sent) => crate::relay::record_sent(&pool, &sent, &relay_wake).await,
+                    None => {
+                        crate::relay::publish_now(&pool, &publisher, &messages, &relay_wake).await
+                    }
+                }
                 Handled::Ack
             }
             Err(err) if crate::patience::is_transient(&err) => {

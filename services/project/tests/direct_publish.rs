@@ -39,13 +39,14 @@ async fn complete_leased(
         logs: vec![],
     };
     let lease_until = chrono::Utc::now() + chrono::Duration::seconds(60);
-    let (applied, messages) = f
+    let published = f
         .orchestrator
-        .apply_update_publishing(&mut f.conn, Uuid::new_v4(), update, lease_until)
+        .apply_update_publishing(&mut f.conn, Uuid::new_v4(), update, lease_until, None)
         .await
         .expect("apply");
-    assert_eq!(applied, Applied::Changed);
-    messages
+    assert_eq!(published.applied, Applied::Changed);
+    assert!(published.sent.is_none(), "nothing sent without a publisher");
+    published.messages
 }
 
 /// Unpublished rows leased to their writer, as another connection sees them
@@ -152,4 +153,52 @@ async fn work_the_broker_did_not_take_goes_to_the_relay_at_once() {
         work_kinds(&broker, 2).await,
         vec![v1::StageKind::Composition, v1::StageKind::Arrangement]
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn work_sent_alongside_the_commit_arrives_and_is_marked_once_recorded() {
+    let mut f = fixture(false).await;
+    let broker = f.broker("direct-publish-with-commit").await;
+    relay::relay_batch(&broker.pool, &broker.publisher)
+        .await
+        .expect("relay");
+    let stage = f.stage(StageKind::Composition).await;
+    let update = v1::StageUpdate {
+        run_id: f.run_id.to_string(),
+        stage_id: stage.id.to_string(),
+        attempt: 1,
+        worker_id: "w".into(),
+        provider: "builtin".into(),
+        update: Some(Update::Completed(v1::StageCompleted {
+            outputs: vec![],
+            provider_version: "test".into(),
+            provider_job_id: String::new(),
+        })),
+        logs: vec![],
+    };
+    let lease_until = chrono::Utc::now() + chrono::Duration::seconds(60);
+    let published = f
+        .orchestrator
+        .apply_update_publishing(
+            &mut f.conn,
+            Uuid::new_v4(),
+            update,
+            lease_until,
+            Some(&broker.publisher),
+        )
+        .await
+        .expect("apply");
+    assert_eq!(published.applied, Applied::Changed);
+    let sent = published.sent.expect("sent with the commit");
+    assert_eq!(sent.confirmed, vec![published.messages[0].message_id]);
+    assert!(sent.refused.is_empty());
+    // Committed, leased, not yet recorded: the relay leaves it alone.
+    assert_eq!(leased_rows(&broker).await, 1);
+    assert_eq!(
+        work_kinds(&broker, 2).await,
+        vec![v1::StageKind::Composition, v1::StageKind::Arrangement],
+        "the work is out before it is recorded"
+    );
+    relay::record_sent(&broker.pool, &sent, &Notify::new()).await;
+    assert_eq!(f.unpublished().await, 0, "recorded as published");
 }

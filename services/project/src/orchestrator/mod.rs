@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 pub mod reconcile;
 mod updates;
+pub use updates::Published;
 
 use crate::domain::{ProjectState, RunState, StageKind, StageState};
 use crate::error::{ApiError, ApiResult};

@@ -9,6 +9,7 @@
 
 use cadenza_db::schema::inbox;
 use cadenza_proto::v1::{self, stage_update::Update};
+use cadenza_queue::Publisher;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
@@ -17,6 +18,7 @@ use uuid::Uuid;
 use super::{Applied, HeldRun, Orchestrator, inputs_from};
 use crate::domain::{RunState, StageKind, StageState};
 use crate::error::{ApiError, ApiResult};
+use crate::relay::Sent;
 use crate::store::events::EventType;
 use crate::store::models::{AssetRow, RunRow, StageRow};
 use crate::store::outbox::NewMessage;
@@ -32,7 +34,7 @@ impl Orchestrator {
         update: v1::StageUpdate,
     ) -> ApiResult<Applied> {
         let this = self.clone();
-        let (applied, _) = conn
+        let (applied, _, _) = conn
             .transaction(async move |conn| {
                 this.apply_in_tx(conn, message_id, update, None, Framing::Diesel)
                     .await
@@ -42,8 +44,18 @@ impl Orchestrator {
     }
 
     /// [`Self::apply_update`] for a caller that publishes the work the report
-    /// causes itself, right after the commit (`crate::relay::publish_now`):
-    /// the outbox rows are leased to it until `lease_until`, and returned.
+    /// causes itself: the outbox rows are leased to it until `lease_until` (the
+    /// relay leaves them alone until then). With a `publisher`, they are sent
+    /// while the COMMIT is on its way (`crate::relay::send_leased`) and the
+    /// broker's answer is returned for the caller to record
+    /// (`crate::relay::record_sent`); without, they are returned to be sent
+    /// after the commit (`crate::relay::publish_now`).
+    ///
+    /// Sending before the commit is answered saves the next stage the commit's
+    /// wait for the disk. Should the COMMIT then fail, the work is out for a
+    /// state change that did not happen: like a message the relay sends twice,
+    /// it is stale work, whose reports the attempt check ignores, and the
+    /// report is applied again (with new work) when it is retried.
     ///
     /// The transaction is opened by hand, BEGIN sent with the first reads (a
     /// round trip fewer than diesel's transaction manager, which waits for it).
@@ -58,15 +70,22 @@ impl Orchestrator {
         message_id: Uuid,
         update: v1::StageUpdate,
         lease_until: DateTime<Utc>,
-    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
-        self.apply_in_tx(
-            conn,
-            message_id,
-            update,
-            Some(lease_until),
-            Framing::Pipelined,
-        )
-        .await
+        publisher: Option<&Publisher>,
+    ) -> ApiResult<Published> {
+        let (applied, messages, sent) = self
+            .apply_in_tx(
+                conn,
+                message_id,
+                update,
+                Some(lease_until),
+                Framing::Pipelined { publisher },
+            )
+            .await?;
+        Ok(Published {
+            applied,
+            messages,
+            sent,
+        })
     }
 
     async fn apply_in_tx(
@@ -75,11 +94,11 @@ impl Orchestrator {
         message_id: Uuid,
         update: v1::StageUpdate,
         lease_until: Option<DateTime<Utc>>,
-        framing: Framing,
-    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
+        framing: Framing<'_>,
+    ) -> ApiResult<(Applied, Vec<NewMessage>, Option<Sent>)> {
         let Ok(stage_id) = Uuid::parse_str(&update.stage_id) else {
             // Nothing begun yet.
-            return Ok((Applied::Ignored, Vec::new()));
+            return Ok((Applied::Ignored, Vec::new(), None));
         };
         // Two round trips. First (with BEGIN, when framed by hand) the message id
         // into the inbox and the project's lock; then, under that lock, the run,
@@ -165,10 +184,10 @@ impl Orchestrator {
             });
         }
         if state.is_terminal() || run_state.is_terminal() {
-            let messages = framing
+            let (messages, sent) = framing
                 .flush_and_commit(conn, held.writes, project_id, last_seq)
                 .await?;
-            return Ok((Applied::Ignored, messages));
+            return Ok((Applied::Ignored, messages, sent));
         }
         // Any report of the current attempt is a sign of life (written with
         // whatever else this report changes on the stage).
@@ -201,10 +220,10 @@ impl Orchestrator {
             }
             None => Applied::Ignored,
         };
-        let messages = framing
+        let (messages, sent) = framing
             .flush_and_commit(conn, held.writes, project_id, last_seq)
             .await?;
-        Ok((applied, messages))
+        Ok((applied, messages, sent))
     }
 
     /// Moves a queued stage to RUNNING and records its start, once. Reports of one
@@ -479,27 +498,42 @@ fn provenance(
     }
 }
 
-/// Who frames a report's transaction (see [`Orchestrator::apply_update_publishing`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Framing {
-    /// diesel's transaction manager, around the whole of it.
-    Diesel,
-    /// BEGIN and COMMIT by hand, BEGIN in the round trip of the first reads.
-    Pipelined,
+/// What [`Orchestrator::apply_update_publishing`] did.
+#[derive(Debug)]
+pub struct Published {
+    pub applied: Applied,
+    /// The work the report caused, leased to the caller.
+    pub messages: Vec<NewMessage>,
+    /// The broker's answer, when the messages were sent alongside the COMMIT.
+    pub sent: Option<Sent>,
 }
 
-impl Framing {
+/// Who frames a report's transaction (see [`Orchestrator::apply_update_publishing`]).
+#[derive(Clone, Copy)]
+enum Framing<'a> {
+    /// diesel's transaction manager, around the whole of it.
+    Diesel,
+    /// BEGIN and COMMIT by hand, BEGIN in the round trip of the first reads;
+    /// the work is sent with the COMMIT when there is a publisher.
+    Pipelined { publisher: Option<&'a Publisher> },
+}
+
+impl Framing<'_> {
     async fn begin(self, mut conn: &AsyncPgConnection) -> QueryResult<()> {
         match self {
             Self::Diesel => Ok(()),
-            Self::Pipelined => SimpleAsyncConnection::batch_execute(&mut conn, "BEGIN").await,
+            Self::Pipelined { .. } => {
+                SimpleAsyncConnection::batch_execute(&mut conn, "BEGIN").await
+            }
         }
     }
 
     async fn commit(self, mut conn: &AsyncPgConnection) -> QueryResult<()> {
         match self {
             Self::Diesel => Ok(()),
-            Self::Pipelined => SimpleAsyncConnection::batch_execute(&mut conn, "COMMIT").await,
+            Self::Pipelined { .. } => {
+                SimpleAsyncConnection::batch_execute(&mut conn, "COMMIT").await
+            }
         }
     }
 
@@ -508,21 +542,37 @@ impl Framing {
         self,
         conn: &AsyncPgConnection,
         applied: Applied,
-    ) -> ApiResult<(Applied, Vec<NewMessage>)> {
+    ) -> ApiResult<(Applied, Vec<NewMessage>, Option<Sent>)> {
         self.commit(conn).await?;
-        Ok((applied, Vec::new()))
+        Ok((applied, Vec::new(), None))
     }
 
-    /// Sends the writes, then (once all are answered) the COMMIT.
+    /// Sends the writes, then (once all are answered) the COMMIT, and with it
+    /// the work they queued when there is a publisher. The COMMIT is polled
+    /// first, so it leaves before the work does.
     async fn flush_and_commit(
         self,
         conn: &AsyncPgConnection,
         writes: super::Writes,
         project_id: Uuid,
         last_seq: i64,
-    ) -> ApiResult<Vec<NewMessage>> {
+    ) -> ApiResult<(Vec<NewMessage>, Option<Sent>)> {
         let messages = writes.flush(conn, project_id, Some(last_seq)).await?;
-        self.commit(conn).await?;
-        Ok(messages)
+        match self {
+            Self::Pipelined {
+                publisher: Some(publisher),
+            } if !messages.is_empty() => {
+                let (committed, sent) = futures::join!(
+                    self.commit(conn),
+                    crate::relay::send_leased(publisher, &messages)
+                );
+                committed?;
+                Ok((messages, Some(sent)))
+            }
+            _ => {
+                self.commit(conn).await?;
+                Ok((messages, None))
+            }
+        }
     }
 }
