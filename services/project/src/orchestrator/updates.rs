@@ -53,9 +53,11 @@ impl Orchestrator {
     ///
     /// Sending before the commit is answered saves the next stage the commit's
     /// wait for the disk. Should the COMMIT then fail, the work is out for a
-    /// state change that did not happen: like a message the relay sends twice,
-    /// it is stale work, whose reports the attempt check ignores, and the
-    /// report is applied again (with new work) when it is retried.
+    /// state change that did not happen. It is handled like a message the relay
+    /// sends twice: until the report is applied again on redelivery the stage
+    /// is not queued, so the work's reports are ignored; once it is, the work
+    /// is one more delivery of the queued attempt, and forward-only transitions
+    /// keep the first result.
     ///
     /// The transaction is opened by hand, BEGIN sent with the first reads (a
     /// round trip fewer than diesel's transaction manager, which waits for it).
