@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use cadenza_db::schema::outbox;
 use cadenza_project::domain::StageKind;
-use cadenza_project::orchestrator::Applied;
+use cadenza_project::orchestrator::{Applied, Published};
 use cadenza_project::relay;
 use cadenza_proto::v1::{self, stage_update::Update};
 use common::{Broker, Fixture, fixture};
@@ -18,12 +18,13 @@ use diesel_async::RunQueryDsl;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-/// Completes `kind` (attempt 1) leasing the work it causes for a minute;
-/// returns the messages the caller is to publish.
-async fn complete_leased(
+/// Completes `kind` (attempt 1) leasing the work it causes for a minute, sent
+/// with the commit when there is a `publisher`.
+async fn complete_leased_with(
     f: &mut Fixture,
     kind: StageKind,
-) -> Vec<cadenza_project::store::outbox::NewMessage> {
+    publisher: Option<&cadenza_queue::Publisher>,
+) -> Published {
     let stage = f.stage(kind).await;
     let update = v1::StageUpdate {
         run_id: f.run_id.to_string(),
@@ -41,10 +42,20 @@ async fn complete_leased(
     let lease_until = chrono::Utc::now() + chrono::Duration::seconds(60);
     let published = f
         .orchestrator
-        .apply_update_publishing(&mut f.conn, Uuid::new_v4(), update, lease_until, None)
+        .apply_update_publishing(&mut f.conn, Uuid::new_v4(), update, lease_until, publisher)
         .await
         .expect("apply");
     assert_eq!(published.applied, Applied::Changed);
+    published
+}
+
+/// [`complete_leased_with`] without a publisher: returns the messages the
+/// caller is to publish.
+async fn complete_leased(
+    f: &mut Fixture,
+    kind: StageKind,
+) -> Vec<cadenza_project::store::outbox::NewMessage> {
+    let published = complete_leased_with(f, kind, None).await;
     assert!(published.sent.is_none(), "nothing sent without a publisher");
     published.messages
 }
@@ -162,33 +173,8 @@ async fn work_sent_alongside_the_commit_arrives_and_is_marked_once_recorded() {
     relay::relay_batch(&broker.pool, &broker.publisher)
         .await
         .expect("relay");
-    let stage = f.stage(StageKind::Composition).await;
-    let update = v1::StageUpdate {
-        run_id: f.run_id.to_string(),
-        stage_id: stage.id.to_string(),
-        attempt: 1,
-        worker_id: "w".into(),
-        provider: "builtin".into(),
-        update: Some(Update::Completed(v1::StageCompleted {
-            outputs: vec![],
-            provider_version: "test".into(),
-            provider_job_id: String::new(),
-        })),
-        logs: vec![],
-    };
-    let lease_until = chrono::Utc::now() + chrono::Duration::seconds(60);
-    let published = f
-        .orchestrator
-        .apply_update_publishing(
-            &mut f.conn,
-            Uuid::new_v4(),
-            update,
-            lease_until,
-            Some(&broker.publisher),
-        )
-        .await
-        .expect("apply");
-    assert_eq!(published.applied, Applied::Changed);
+    let published =
+        complete_leased_with(&mut f, StageKind::Composition, Some(&broker.publisher)).await;
     let sent = published.sent.expect("sent with the commit");
     assert_eq!(sent.confirmed, vec![published.messages[0].message_id]);
     assert!(sent.refused.is_empty());

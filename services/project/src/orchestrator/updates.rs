@@ -34,7 +34,7 @@ impl Orchestrator {
         update: v1::StageUpdate,
     ) -> ApiResult<Applied> {
         let this = self.clone();
-        let (applied, _, _) = conn
+        let Published { applied, .. } = conn
             .transaction(async move |conn| {
                 this.apply_in_tx(conn, message_id, update, None, Framing::Diesel)
                     .await
@@ -74,20 +74,14 @@ impl Orchestrator {
         lease_until: DateTime<Utc>,
         publisher: Option<&Publisher>,
     ) -> ApiResult<Published> {
-        let (applied, messages, sent) = self
-            .apply_in_tx(
-                conn,
-                message_id,
-                update,
-                Some(lease_until),
-                Framing::Pipelined { publisher },
-            )
-            .await?;
-        Ok(Published {
-            applied,
-            messages,
-            sent,
-        })
+        self.apply_in_tx(
+            conn,
+            message_id,
+            update,
+            Some(lease_until),
+            Framing::Pipelined { publisher },
+        )
+        .await
     }
 
     async fn apply_in_tx(
@@ -97,10 +91,10 @@ impl Orchestrator {
         update: v1::StageUpdate,
         lease_until: Option<DateTime<Utc>>,
         framing: Framing<'_>,
-    ) -> ApiResult<(Applied, Vec<NewMessage>, Option<Sent>)> {
+    ) -> ApiResult<Published> {
         let Ok(stage_id) = Uuid::parse_str(&update.stage_id) else {
             // Nothing begun yet.
-            return Ok((Applied::Ignored, Vec::new(), None));
+            return Ok(Published::nothing(Applied::Ignored));
         };
         // Two round trips. First (with BEGIN, when framed by hand) the message id
         // into the inbox and the project's lock; then, under that lock, the run,
@@ -189,10 +183,9 @@ impl Orchestrator {
             });
         }
         if state.is_terminal() || run_state.is_terminal() {
-            let (messages, sent) = framing
-                .flush_and_commit(conn, held.writes, project_id, last_seq)
-                .await?;
-            return Ok((Applied::Ignored, messages, sent));
+            return framing
+                .flush_and_commit(conn, held.writes, project_id, last_seq, Applied::Ignored)
+                .await;
         }
         // Any report of the current attempt is a sign of life (written with
         // whatever else this report changes on the stage).
@@ -225,10 +218,9 @@ impl Orchestrator {
             }
             None => Applied::Ignored,
         };
-        let (messages, sent) = framing
-            .flush_and_commit(conn, held.writes, project_id, last_seq)
-            .await?;
-        Ok((applied, messages, sent))
+        framing
+            .flush_and_commit(conn, held.writes, project_id, last_seq, applied)
+            .await
     }
 
     /// Moves a queued stage to RUNNING and records its start, once. Reports of one
@@ -513,6 +505,17 @@ pub struct Published {
     pub sent: Option<Sent>,
 }
 
+impl Published {
+    /// A report that caused no work.
+    fn nothing(applied: Applied) -> Self {
+        Self {
+            applied,
+            messages: Vec::new(),
+            sent: None,
+        }
+    }
+}
+
 /// Who frames a report's transaction (see [`Orchestrator::apply_update_publishing`]).
 #[derive(Clone, Copy)]
 enum Framing<'a> {
@@ -547,9 +550,9 @@ impl Framing<'_> {
         self,
         conn: &AsyncPgConnection,
         applied: Applied,
-    ) -> ApiResult<(Applied, Vec<NewMessage>, Option<Sent>)> {
+    ) -> ApiResult<Published> {
         self.commit(conn).await?;
-        Ok((applied, Vec::new(), None))
+        Ok(Published::nothing(applied))
     }
 
     /// Sends the writes, then (once all are answered) the COMMIT, and with it
@@ -561,9 +564,10 @@ impl Framing<'_> {
         writes: super::Writes,
         project_id: Uuid,
         last_seq: i64,
-    ) -> ApiResult<(Vec<NewMessage>, Option<Sent>)> {
+        applied: Applied,
+    ) -> ApiResult<Published> {
         let messages = writes.flush(conn, project_id, Some(last_seq)).await?;
-        match self {
+        let sent = match self {
             Self::Pipelined {
                 publisher: Some(publisher),
             } if !messages.is_empty() => {
@@ -572,12 +576,17 @@ impl Framing<'_> {
                     crate::relay::send_leased(publisher, &messages)
                 );
                 committed?;
-                Ok((messages, Some(sent)))
+                Some(sent)
             }
             _ => {
                 self.commit(conn).await?;
-                Ok((messages, None))
+                None
             }
-        }
+        };
+        Ok(Published {
+            applied,
+            messages,
+            sent,
+        })
     }
 }
