@@ -5,6 +5,7 @@
 //! trace id (sent by the caller in `traceparent`) is in the JSON logs of all four
 //! services, and their spans, exported over OTLP to a collector this test runs,
 //! form that one trace; every service reports its build through `VersionService`.
+//! A second song, cancelled mid-mix, is counted as cancelled, not failed.
 //!
 //! The binaries are the workspace's own (`cargo build --bins`, which `make test`
 //! and `cargo test --workspace` do); a missing one fails the test and says so.
@@ -16,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadenza_db::testing::TestDatabase;
-use cadenza_mesh::testing::{authed, finished_state};
+use cadenza_mesh::testing::{authed, create_project, finished_state, generate as generate_song};
 use cadenza_proto::v1::{self, project_service_client::ProjectServiceClient};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -552,6 +553,89 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
         "cadenza_db_pool_connections",
         &["state=\"in_use\""]
     ));
+
+    // A song cancelled mid-mix: the attempt its worker stops counts as
+    // `cancelled`, not `failed` (which the failure-ratio alert reads).
+    let long = create_project(
+        &gateway,
+        &token,
+        v1::Project {
+            title: "cancelled".into(),
+            prompt: "slow ambient drone".into(),
+            duration_seconds: 600,
+            ..Default::default()
+        },
+    )
+    .await;
+    generate_song(&gateway, &token, &long.name).await;
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let status = projects
+                .get_project_status(authed(
+                    &token,
+                    v1::GetProjectStatusRequest {
+                        name: long.name.clone(),
+                    },
+                ))
+                .await
+                .expect("status")
+                .into_inner();
+            if status.stages.iter().any(|s| {
+                s.kind() == v1::StageKind::Mix
+                    && s.state() == v1::StageState::Running
+                    && s.progress > 0.0
+            }) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the mix starts");
+    projects
+        .cancel_generation(authed(
+            &token,
+            v1::CancelGenerationRequest {
+                name: long.name.clone(),
+            },
+        ))
+        .await
+        .expect("cancel");
+    let generation = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let text = by_name("generation").metrics().await;
+            if has(&text, "cadenza_stages_total", &["outcome=\"cancelled\""]) {
+                return text;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the stopped mix is counted");
+    assert!(
+        has(
+            &generation,
+            "cadenza_stages_total",
+            &[
+                "kind=\"mix\"",
+                "provider=\"builtin\"",
+                "outcome=\"cancelled\""
+            ]
+        ),
+        "{generation}"
+    );
+    assert!(
+        !has(&generation, "cadenza_stages_total", &["outcome=\"failed\""]),
+        "no attempt failed:\n{generation}"
+    );
+    assert!(
+        has(
+            &generation,
+            "cadenza_provider_call_duration_seconds_count",
+            &["kind=\"mix\"", "outcome=\"cancelled\""]
+        ),
+        "the engine's call is counted as cancelled:\n{generation}"
+    );
 
     drop(services);
     // The queues go when unused (CADENZA_QUEUE_EXPIRES_SECONDS); the database now.

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use crate::artifacts;
-use crate::providers::chain::{Chain, LogEntry};
+use crate::providers::chain::{Chain, LogEntry, NO_PROVIDER, outcome_label};
 use crate::providers::{Job, ProviderError};
 
 /// How long hosted providers may fetch a stage's inputs from their signed URLs.
@@ -83,6 +83,15 @@ struct Failure {
 }
 
 impl Failure {
+    /// The `outcome` label of the attempt (a cancelled stage did not fail).
+    fn outcome(&self) -> &'static str {
+        if self.code == ProviderError::Cancelled.code() {
+            outcome_label(Some(&ProviderError::Cancelled))
+        } else {
+            "failed"
+        }
+    }
+
     fn storage(status: &tonic::Status) -> Self {
         Self {
             code: "STORAGE_UNAVAILABLE",
@@ -185,15 +194,18 @@ impl Worker {
                 Err(failure) => {
                     tracing::warn!(provider, code = failure.code, message = %failure.message, "stage failed");
                     let mut line = log_line(3, format!("{}: {}", failure.code, failure.message));
-                    line.provider = provider.to_owned();
+                    if provider != NO_PROVIDER {
+                        line.provider = provider.to_owned();
+                    }
                     line.error_code = failure.code.to_owned();
                     logs.push(line);
+                    let outcome = failure.outcome();
                     let update = Update::Failed(v1::StageFailed {
                         error_code: failure.code.to_owned(),
                         message: failure.message,
                         retryable: failure.retryable,
                     });
-                    (update, "failed")
+                    (update, outcome)
                 }
             };
             let kind = cadenza_proto::stage_slug(work.kind());
@@ -211,12 +223,11 @@ impl Worker {
     }
 
     async fn render(&self, work: &v1::StageWork) -> Rendered {
-        let first = crate::providers::builtin::NAME;
         let (stage, request, inputs, input_urls) = match self.prepare(work).await {
             Ok(prepared) => prepared,
             Err(failure) => {
                 return Rendered {
-                    provider: first,
+                    provider: NO_PROVIDER,
                     result: Err(failure),
                     logs: Vec::new(),
                 };
@@ -277,10 +288,10 @@ impl Worker {
         let logs = logs.into_inner().unwrap_or_else(|e| e.into_inner());
         let (provider, ran) = match ran {
             Ok(done) => done,
-            Err(err) => {
+            Err(failure) => {
                 return Rendered {
-                    provider: first,
-                    result: Err(Failure::provider(err)),
+                    provider: failure.provider,
+                    result: Err(Failure::provider(failure.error)),
                     logs,
                 };
             }

@@ -17,7 +17,7 @@ use axum::routing::{get, post, put};
 use cadenza_config::SecretString;
 use cadenza_generation::providers::breaker::BreakerConfig;
 use cadenza_generation::providers::builtin::Builtin;
-use cadenza_generation::providers::chain::{Chain, RetryConfig};
+use cadenza_generation::providers::chain::{Chain, ChainFailure, RetryConfig};
 use cadenza_generation::providers::hosted::{Flavor, Hosted, HostedConfig};
 use cadenza_generation::providers::{Job, Provider, ProviderError};
 use cadenza_proto::v1;
@@ -306,7 +306,7 @@ fn request() -> SongRequest {
 async fn run(
     chain: &Chain,
 ) -> (
-    Result<(&'static str, String), ProviderError>,
+    Result<(&'static str, String), ChainFailure>,
     Vec<f32>,
     Vec<String>,
 ) {
@@ -489,18 +489,28 @@ async fn a_failing_provider_trips_its_circuit_and_is_probed_again_later() {
 
 #[tokio::test]
 async fn when_every_provider_fails_the_last_error_is_reported() {
-    let s = setup(Behaviour::Forbidden, Behaviour::Forbidden, 2, 50).await;
-    let providers: Vec<Arc<dyn Provider>> = vec![Arc::new(
-        Hosted::new(
-            "fal",
-            Flavor::Fal,
-            hosted_config(&s.fal, "fal-key", "models/stage"),
-        )
-        .expect("client"),
-    )];
-    let only_fal = Chain::new(
+    let s = setup(Behaviour::Forbidden, Behaviour::FailThenSucceed(10), 2, 50).await;
+    let providers: Vec<Arc<dyn Provider>> = vec![
+        Arc::new(
+            Hosted::new(
+                "fal",
+                Flavor::Fal,
+                hosted_config(&s.fal, "fal-key", "models/stage"),
+            )
+            .expect("client"),
+        ),
+        Arc::new(
+            Hosted::new(
+                "replicate",
+                Flavor::Replicate,
+                hosted_config(&s.replicate, "rep-token", "v1-model"),
+            )
+            .expect("client"),
+        ),
+    ];
+    let no_engine = Chain::new(
         providers,
-        HashMap::new(),
+        HashMap::from([(Stage::Lyrics, vec!["fal", "replicate"])]),
         RetryConfig {
             attempts: 2,
             first_delay: Duration::from_millis(1),
@@ -511,9 +521,16 @@ async fn when_every_provider_fails_the_last_error_is_reported() {
             cooldown: Duration::from_secs(1),
         },
     );
-    let err = run(&only_fal).await.0.expect_err("nothing works");
-    assert_eq!(err.code(), "PROVIDER_AUTH");
-    assert!(matches!(err, ProviderError::Permanent { .. }));
+    let failure = run(&no_engine).await.0.expect_err("nothing works");
+    // fal refused (permanent, not retried); replicate failed twice (transient).
+    assert_eq!(submits(&s.fal), 1);
+    assert_eq!(submits(&s.replicate), 2);
+    assert_eq!(
+        failure.provider, "replicate",
+        "the last failure is replicate's"
+    );
+    assert_eq!(failure.error.code(), "PROVIDER_5XX");
+    assert!(matches!(failure.error, ProviderError::Transient { .. }));
 }
 
 #[tokio::test]
@@ -544,7 +561,8 @@ async fn a_cancelled_run_stops_polling_and_cancels_the_hosted_job() {
         .await
         .expect_err("cancelled");
     stopper.await.expect("stopper");
-    assert!(matches!(err, ProviderError::Cancelled), "{err:?}");
+    assert!(matches!(err.error, ProviderError::Cancelled), "{err:?}");
+    assert_eq!(err.provider, "fal", "fal was stopped");
     assert_eq!(
         s.fal.counts.cancels.load(Ordering::SeqCst),
         1,

@@ -48,6 +48,28 @@ pub struct LogEntry {
 /// Where the chain writes its job log lines.
 pub type Log<'a> = &'a (dyn Fn(LogEntry) + Send + Sync);
 
+/// The provider name reported for a stage no provider was called for.
+pub const NO_PROVIDER: &str = "none";
+
+/// Why the chain did not run a stage, and whose failure it was: metrics and
+/// logs name the provider that failed last, not the first of the chain.
+#[derive(Debug)]
+pub struct ChainFailure {
+    /// The provider the error came from; [`NO_PROVIDER`] if none was called.
+    pub provider: &'static str,
+    pub error: ProviderError,
+}
+
+/// The `outcome` label of a provider call or a stage attempt: a stage stopped
+/// by its run's cancellation is not a failure of the provider or the stage.
+pub fn outcome_label(error: Option<&ProviderError>) -> &'static str {
+    match error {
+        None => "succeeded",
+        Some(ProviderError::Cancelled) => "cancelled",
+        Some(_) => "failed",
+    }
+}
+
 impl Chain {
     /// `order` names providers of `providers` for each stage; a stage it does not
     /// name runs on the first provider (the built-in engine, by convention).
@@ -98,14 +120,16 @@ impl Chain {
     }
 
     /// Runs `job` on the first provider of its chain that succeeds; returns that
-    /// provider's name with the outputs, or the last failure.
+    /// provider's name with the outputs, or the last failure and its provider.
     pub async fn run(
         &self,
         job: &Job<'_>,
         progress: Progress<'_>,
         log: Log<'_>,
-    ) -> Result<(&'static str, Ran), ProviderError> {
+    ) -> Result<(&'static str, Ran), ChainFailure> {
         let names = self.order.get(&job.stage).map(Vec::as_slice).unwrap_or(&[]);
+        let fail = |provider, error| ChainFailure { provider, error };
+        let mut last_provider = NO_PROVIDER;
         let mut last = ProviderError::permanent(
             "NO_PROVIDER",
             format!(
@@ -120,8 +144,9 @@ impl Chain {
             let mut delays = self.delays();
             loop {
                 if job.cancel.is_cancelled() {
-                    return Err(ProviderError::Cancelled);
+                    return Err(fail(last_provider, ProviderError::Cancelled));
                 }
+                last_provider = name;
                 if !entry.breaker.admit(Instant::now()) {
                     log(LogEntry {
                         provider: name,
@@ -139,10 +164,7 @@ impl Chain {
                 let started = Instant::now();
                 let result = entry.provider.run(job, progress).await;
                 let elapsed = started.elapsed();
-                let outcome = match &result {
-                    Ok(_) => "succeeded",
-                    Err(_) => "failed",
-                };
+                let outcome = outcome_label(result.as_ref().err());
                 metrics::histogram!("cadenza_provider_call_duration_seconds", "provider" => *name, "kind" => stage_name(job.stage), "outcome" => outcome)
                     .record(elapsed.as_secs_f64());
                 match result {
@@ -151,7 +173,7 @@ impl Chain {
                         return Ok((name, ran));
                     }
                     Err(err @ (ProviderError::InvalidInput(_) | ProviderError::Cancelled)) => {
-                        return Err(err);
+                        return Err(fail(name, err));
                     }
                     Err(err @ ProviderError::Permanent { .. }) => {
                         entry.breaker.failed(&err.to_string(), Instant::now());
@@ -195,7 +217,7 @@ impl Chain {
                 }
             }
         }
-        Err(last)
+        Err(fail(last_provider, last))
     }
 
     /// Whether a stage's chain includes a provider that fetches inputs by URL.
