@@ -86,6 +86,8 @@ diesel::table! {
         payload -> Bytea,
         created_at -> Timestamptz,
         requeued_at -> Nullable<Timestamptz>,
+        dismissed_at -> Nullable<Timestamptz>,
+        dismiss_reason -> Nullable<Text>,
     }
 }
 

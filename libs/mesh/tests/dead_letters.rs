@@ -1,15 +1,18 @@
 //! Dead letters through the real broker: a message no worker can read is
 //! rejected into the dead-letter queue, kept by `project`, listed for
 //! administrators (and nobody else), and requeued on request, coming back when it
-//! fails again.
+//! fails again; or dismissed with a reason, after which it no longer counts as
+//! pending.
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TestMesh, admin_token, authed, register};
+use cadenza_mesh::testing::{TestMesh, admin_token, authed, reason, register};
 use cadenza_proto::v1::{self, admin_service_client::AdminServiceClient};
 use cadenza_queue::{Publisher, topology::WORK_KEY};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tonic::Code;
 use tonic::transport::Channel;
+use tonic_types::StatusExt;
 
 const GARBAGE: &[u8] = b"\x00\x01 this is not an envelope";
 
@@ -102,4 +105,123 @@ async fn an_unreadable_message_is_dead_lettered_listed_and_requeued() {
     })
     .await;
     assert_eq!(again[0].name, letter.name, "the same message, dead again");
+}
+
+fn dismissal(token: &str, name: &str, why: &str) -> tonic::Request<v1::DismissDeadLetterRequest> {
+    authed(
+        token,
+        v1::DismissDeadLetterRequest {
+            name: name.into(),
+            reason: why.into(),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dismissed_dead_letter_stays_listed_but_is_no_longer_pending() {
+    let mesh = TestMesh::start().await;
+    let channel = mesh.channel().await;
+    let token = admin_token(&mesh, &channel, "ops@example.com").await;
+    let mut admin = AdminServiceClient::new(channel.clone());
+    let mut db = AsyncPgConnection::establish(&mesh.database.url)
+        .await
+        .expect("database");
+
+    Publisher::new(&mesh.amqp_url, "test-poison", mesh.topology())
+        .publish(WORK_KEY, "garbage-2", "", GARBAGE)
+        .await
+        .expect("publish");
+    let letter = wait_for(&mut admin, &token, |l| !l.is_empty()).await[0].clone();
+    assert_eq!(
+        cadenza_project::dead_letters::pending(&mut db)
+            .await
+            .expect("pending"),
+        1
+    );
+
+    // Only administrators dismiss; a bad name and a missing reason are both named.
+    let user = register(&channel, "someone@example.com").await;
+    let err = admin
+        .dismiss_dead_letter(dismissal(&user.access_token, &letter.name, "mine now"))
+        .await
+        .expect_err("not an admin");
+    assert_eq!(err.code(), Code::PermissionDenied);
+    let err = admin
+        .dismiss_dead_letter(dismissal(&token, "deadLetters/42", "  "))
+        .await
+        .expect_err("bad input");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    let mut fields: Vec<String> = err
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default();
+    fields.sort();
+    assert_eq!(fields, ["name", "reason"], "{err:?}");
+    let err = admin
+        .dismiss_dead_letter(dismissal(
+            &token,
+            &format!("deadLetters/{}", uuid::Uuid::now_v7()),
+            "gone",
+        ))
+        .await
+        .expect_err("unknown");
+    assert_eq!(err.code(), Code::NotFound);
+    assert_eq!(reason(&err), "DEAD_LETTER_NOT_FOUND");
+
+    // Dismissed: kept, with its reason, and no longer pending.
+    let dismissed = admin
+        .dismiss_dead_letter(dismissal(&token, &letter.name, "bytes from a load test"))
+        .await
+        .expect("dismiss")
+        .into_inner();
+    assert_eq!(dismissed.name, letter.name);
+    assert_eq!(dismissed.dismiss_reason, "bytes from a load test");
+    let dismissed_at = dismissed.dismiss_time.expect("dismiss time");
+    assert_eq!(
+        cadenza_project::dead_letters::pending(&mut db)
+            .await
+            .expect("pending"),
+        0
+    );
+    let listed = wait_for(&mut admin, &token, |l| l.len() == 1).await;
+    assert_eq!(listed[0].dismiss_time, Some(dismissed_at));
+
+    // Dismissing it again changes nothing and is not audited twice.
+    let again = admin
+        .dismiss_dead_letter(dismissal(&token, &letter.name, "another reason"))
+        .await
+        .expect("dismiss again")
+        .into_inner();
+    assert_eq!(
+        (again.dismiss_reason.as_str(), again.dismiss_time),
+        ("bytes from a load test", Some(dismissed_at))
+    );
+    let audit = admin
+        .list_audit_events(authed(&token, v1::ListAuditEventsRequest::default()))
+        .await
+        .expect("audit log")
+        .into_inner()
+        .audit_events;
+    let dismissals: Vec<_> = audit
+        .iter()
+        .filter(|e| e.action == "dead_letter.dismiss")
+        .collect();
+    assert_eq!(dismissals.len(), 1, "{audit:?}");
+    assert_eq!(dismissals[0].target, letter.name);
+    assert!(dismissals[0].detail.contains("bytes from a load test"));
+
+    // A letter requeued (and not yet dead again) is not pending: nothing to dismiss.
+    diesel::sql_query(
+        "UPDATE dead_letters SET requeued_at = now(), dismissed_at = NULL, dismiss_reason = NULL",
+    )
+    .execute(&mut db)
+    .await
+    .expect("mark requeued");
+    let err = admin
+        .dismiss_dead_letter(dismissal(&token, &letter.name, "too late"))
+        .await
+        .expect_err("requeued");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "DEAD_LETTER_REQUEUED");
+    assert!(err.message().contains("requeued"), "{}", err.message());
 }

@@ -205,6 +205,12 @@ impl v1::admin_service_server::AdminService for Proxy {
     ) -> Result<Response<v1::DeadLetter>, Status> {
         forward!(self, request, Needs::Admin, admin, requeue_dead_letter)
     }
+    async fn dismiss_dead_letter(
+        &self,
+        request: Request<v1::DismissDeadLetterRequest>,
+    ) -> Result<Response<v1::DeadLetter>, Status> {
+        forward!(self, request, Needs::Admin, admin, dismiss_dead_letter)
+    }
     async fn change_plan(
         &self,
         request: Request<v1::ChangePlanRequest>,

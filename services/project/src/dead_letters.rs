@@ -141,6 +141,8 @@ async fn record(
         .set((
             dead_letters::created_at.eq(Utc::now()),
             dead_letters::requeued_at.eq(None::<DateTime<Utc>>),
+            dead_letters::dismissed_at.eq(None::<DateTime<Utc>>),
+            dead_letters::dismiss_reason.eq(None::<String>),
             dead_letters::reason.eq(reason),
         ))
         .execute(conn)
@@ -215,6 +217,8 @@ struct Letter {
     payload: Vec<u8>,
     created_at: DateTime<Utc>,
     requeued_at: Option<DateTime<Utc>>,
+    dismissed_at: Option<DateTime<Utc>>,
+    dismiss_reason: Option<String>,
 }
 
 /// `project_id` and `stage_kind` are those of the run and stage the letter
@@ -234,6 +238,8 @@ fn proto(letter: Letter, project_id: Option<Uuid>, stage_kind: Option<&str>) -> 
         size_bytes: letter.payload.len() as i64,
         create_time: Some(cadenza_proto::timestamp(letter.created_at)),
         requeue_time: letter.requeued_at.map(cadenza_proto::timestamp),
+        dismiss_time: letter.dismissed_at.map(cadenza_proto::timestamp),
+        dismiss_reason: letter.dismiss_reason.unwrap_or_default(),
     }
 }
 
@@ -292,10 +298,7 @@ pub async fn requeue(
     exchange: &str,
     name: &str,
 ) -> ApiResult<v1::DeadLetter> {
-    let id = name
-        .strip_prefix("deadLetters/")
-        .and_then(|id| Uuid::parse_str(id).ok())
-        .ok_or_else(|| ApiError::invalid("name", "must be `deadLetters/{id}`"))?;
+    let id = parse_name(name)?;
     let exchange = exchange.to_owned();
     conn.transaction(async move |conn| -> ApiResult<v1::DeadLetter> {
         let (routing_key, payload): (String, Vec<u8>) = dead_letters::table
@@ -305,9 +308,7 @@ pub async fn requeue(
             .first(conn)
             .await
             .optional()?
-            .ok_or_else(|| {
-                ApiError::NotFound("DEAD_LETTER_NOT_FOUND", format!("`{name}` does not exist"))
-            })?;
+            .ok_or_else(|| not_found(name))?;
         diesel::insert_into(outbox::table)
             .values((
                 outbox::message_id.eq(Uuid::new_v4()),
@@ -321,11 +322,75 @@ pub async fn requeue(
             .set(dead_letters::requeued_at.eq(Utc::now()))
             .execute(conn)
             .await?;
-        let (letter, project, kind): WithContext = with_context()
-            .filter(dead_letters::id.eq(id))
-            .first(conn)
-            .await?;
-        Ok(proto(letter, project, kind.as_deref()))
+        one(conn, id).await
     })
     .await
+}
+
+/// Marks a dead letter dismissed, in the caller's transaction: it no longer
+/// counts as pending. Dismissing one twice keeps the first reason (a retried
+/// call changes nothing); one already requeued is refused, as it is not pending.
+/// Returns the letter and whether this call dismissed it.
+pub async fn dismiss(
+    conn: &mut AsyncPgConnection,
+    id: Uuid,
+    name: &str,
+    reason: &str,
+) -> ApiResult<(v1::DeadLetter, bool)> {
+    let (requeued_at, dismissed_at): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) =
+        dead_letters::table
+            .find(id)
+            .select((dead_letters::requeued_at, dead_letters::dismissed_at))
+            .for_update()
+            .first(conn)
+            .await
+            .optional()?
+            .ok_or_else(|| not_found(name))?;
+    if requeued_at.is_some() {
+        return Err(ApiError::FailedPrecondition(
+            "DEAD_LETTER_REQUEUED",
+            format!("`{name}` was requeued and is no longer pending; there is nothing to dismiss"),
+        ));
+    }
+    let dismissing = dismissed_at.is_none();
+    if dismissing {
+        diesel::update(dead_letters::table.find(id))
+            .set((
+                dead_letters::dismissed_at.eq(Utc::now()),
+                dead_letters::dismiss_reason.eq(reason),
+            ))
+            .execute(conn)
+            .await?;
+    }
+    Ok((one(conn, id).await?, dismissing))
+}
+
+/// Dead letters neither requeued nor dismissed: what an administrator still has
+/// to look at (`cadenza_dead_letters_pending`).
+pub async fn pending(conn: &mut AsyncPgConnection) -> QueryResult<i64> {
+    dead_letters::table
+        .filter(dead_letters::requeued_at.is_null())
+        .filter(dead_letters::dismissed_at.is_null())
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// The id in `deadLetters/{id}`.
+pub fn parse_name(name: &str) -> ApiResult<Uuid> {
+    name.strip_prefix("deadLetters/")
+        .and_then(|id| Uuid::parse_str(id).ok())
+        .ok_or_else(|| ApiError::invalid("name", "must be `deadLetters/{id}`"))
+}
+
+fn not_found(name: &str) -> ApiError {
+    ApiError::NotFound("DEAD_LETTER_NOT_FOUND", format!("`{name}` does not exist"))
+}
+
+async fn one(conn: &mut AsyncPgConnection, id: Uuid) -> ApiResult<v1::DeadLetter> {
+    let (letter, project, kind): WithContext = with_context()
+        .filter(dead_letters::id.eq(id))
+        .first(conn)
+        .await?;
+    Ok(proto(letter, project, kind.as_deref()))
 }

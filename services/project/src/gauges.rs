@@ -1,10 +1,8 @@
 //! Gauges read from the broker and the database on the reconciler's beat: queue
 //! depths and consumers, and dead letters waiting for someone to look at them.
 
-use cadenza_db::schema::dead_letters;
 use cadenza_queue::Publisher;
-use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::AsyncPgConnection;
 
 use crate::error::ApiResult;
 use crate::orchestrator::reconcile::QueueView;
@@ -42,13 +40,10 @@ pub async fn observe_queues(publisher: &Publisher) -> Option<QueueView> {
     Some(view)
 }
 
-/// Records `cadenza_dead_letters_pending`: dead-lettered messages not requeued.
+/// Records `cadenza_dead_letters_pending`: dead-lettered messages neither
+/// requeued nor dismissed.
 pub async fn observe_dead_letters(conn: &mut AsyncPgConnection) -> ApiResult<()> {
-    let pending: i64 = dead_letters::table
-        .filter(dead_letters::requeued_at.is_null())
-        .count()
-        .get_result(conn)
-        .await?;
+    let pending = crate::dead_letters::pending(conn).await?;
     metrics::gauge!("cadenza_dead_letters_pending").set(pending as f64);
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct AdminApi {
 const DEFAULT_PAGE: i64 = 100;
 const MAX_PAGE: i64 = 500;
 const MAX_GRANT: i64 = 1_000_000;
+/// Characters in a dead letter's dismissal reason.
+const MAX_DISMISS_REASON: usize = 500;
 
 #[derive(Queryable)]
 struct AuditRow {
@@ -188,6 +190,58 @@ impl AdminService for AdminApi {
             },
         )
         .await;
+        Ok(Response::new(letter))
+    }
+
+    async fn dismiss_dead_letter(
+        &self,
+        request: Request<v1::DismissDeadLetterRequest>,
+    ) -> Result<Response<v1::DeadLetter>, Status> {
+        let admin = self.admin(&request).await?;
+        let address = client_address(&request);
+        let request = request.into_inner();
+        let mut violations = Vec::new();
+        let id = crate::dead_letters::parse_name(&request.name);
+        if id.is_err() {
+            violations.push(cadenza_runtime::status::Violation::new(
+                "name",
+                "must be `deadLetters/{id}`",
+            ));
+        }
+        let reason = request.reason.trim();
+        if reason.is_empty() || reason.chars().count() > MAX_DISMISS_REASON {
+            violations.push(cadenza_runtime::status::Violation::new(
+                "reason",
+                format!("say why in 1 to {MAX_DISMISS_REASON} characters"),
+            ));
+        }
+        let (Ok(id), true) = (id, violations.is_empty()) else {
+            return Err(ApiError::Invalid(violations).into());
+        };
+        let actor = admin.id.to_string();
+        let name = request.name.as_str();
+        let mut conn = self.shared.conn().await?;
+        // The dismissal and its audit entry are one transaction: neither is kept
+        // without the other. A repeated dismissal changes nothing and is not
+        // recorded again.
+        let letter = conn
+            .transaction(async |conn| -> ApiResult<v1::DeadLetter> {
+                let (letter, dismissed) =
+                    crate::dead_letters::dismiss(conn, id, name, reason).await?;
+                if dismissed {
+                    let detail = format!("{}: {reason}", letter.kind);
+                    let event = Event {
+                        actor: &actor,
+                        action: "dead_letter.dismiss",
+                        target: name,
+                        client_address: address.as_deref(),
+                        detail: Some(&detail),
+                    };
+                    audit::write(conn, &event).await?;
+                }
+                Ok(letter)
+            })
+            .await?;
         Ok(Response::new(letter))
     }
 

@@ -1,5 +1,6 @@
-//! The audit log: one row per sensitive action. Writing it never fails the
-//! action it records (the action already happened); a failed write is logged.
+//! The audit log: one row per sensitive action. Recording an action that
+//! already happened never fails it (a failed write is logged); an action made
+//! in a transaction can instead write its entry in that transaction.
 
 use cadenza_db::schema::audit_events;
 use chrono::Utc;
@@ -30,8 +31,17 @@ pub struct Event<'a> {
     pub detail: Option<&'a str>,
 }
 
+/// Records an action that already happened; a failed write is logged.
 pub async fn record(conn: &mut AsyncPgConnection, event: Event<'_>) {
-    let written = diesel::insert_into(audit_events::table)
+    if let Err(err) = write(conn, &event).await {
+        tracing::error!(action = event.action, target = event.target, error = %err, "writing the audit log failed");
+    }
+}
+
+/// Writes the entry in the caller's transaction, failing it if the entry
+/// cannot be written: for an action that must not happen unrecorded.
+pub async fn write(conn: &mut AsyncPgConnection, event: &Event<'_>) -> QueryResult<()> {
+    diesel::insert_into(audit_events::table)
         .values((
             audit_events::id.eq(Uuid::now_v7()),
             audit_events::actor.eq(event.actor),
@@ -42,8 +52,6 @@ pub async fn record(conn: &mut AsyncPgConnection, event: Event<'_>) {
             audit_events::created_at.eq(Utc::now()),
         ))
         .execute(conn)
-        .await;
-    if let Err(err) = written {
-        tracing::error!(action = event.action, target = event.target, error = %err, "writing the audit log failed");
-    }
+        .await
+        .map(drop)
 }

@@ -1,0 +1,3 @@
+ALTER TABLE dead_letters
+    DROP COLUMN dismissed_at,
+    DROP COLUMN dismiss_reason;
