@@ -108,7 +108,7 @@ impl Orchestrator {
         // prepared holds the statement cache, whose lock is fair), but a simple
         // query overtakes them. Reads merged into the first round, with the
         // COMMIT sent behind the writes, were tried: the bench's median did not
-        // move (5.1-5.6 ms), as two quorum-queue hops dominate a handoff.
+        // move (5.1-5.6 ms where tried), as two quorum-queue hops dominate.
         let wants_assets = matches!(
             update.update,
             Some(Update::Completed(_) | Update::Failed(_))
