@@ -32,7 +32,15 @@ impl TestMesh {
     }
 
     /// Starts a mesh with these settings (for example dev mode off, with secrets).
-    pub async fn start_with(mut env: cadenza_config::Env) -> Self {
+    pub async fn start_with(env: cadenza_config::Env) -> Self {
+        let amqp_url =
+            std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
+        Self::start_on_broker(env, &amqp_url).await
+    }
+
+    /// [`Self::start_with`], its services reaching RabbitMQ at `amqp_url` (a
+    /// proxy a test can cut, for example).
+    pub async fn start_on_broker(mut env: cadenza_config::Env, amqp_url: &str) -> Self {
         cadenza_telemetry::init_for_test();
         // Tests fire calls faster than any person: rate limits apply only where a
         // test sets them.
@@ -47,8 +55,7 @@ impl TestMesh {
             }
         }
         let database = TestDatabase::create().await;
-        let amqp_url =
-            std::env::var("CADENZA_TEST_AMQP_URL").unwrap_or_else(|_| DEFAULT_AMQP_URL.into());
+        let amqp_url = amqp_url.to_owned();
         if let Err(err) = cadenza_queue::connect(&amqp_url, "cadenza-test-probe").await {
             panic!(
                 "RabbitMQ is not reachable at {amqp_url}: {err}. Start it with `make services`."

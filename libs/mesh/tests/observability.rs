@@ -467,6 +467,23 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
             "{name}: the RPC latency is a histogram with buckets"
         );
     }
+    // Each service reports the dependencies it probes as up.
+    for (name, dependencies) in [
+        ("gateway", &["project"][..]),
+        ("project", &["postgres", "rabbitmq"]),
+        ("generation", &["rabbitmq"]),
+        ("storage", &["object_store", "postgres"]),
+    ] {
+        for dependency in dependencies {
+            let label = format!("dependency=\"{dependency}\"");
+            let up = scraped[name].lines().any(|line| {
+                line.starts_with("cadenza_dependency_up{")
+                    && line.contains(&label)
+                    && line.ends_with(" 1")
+            });
+            assert!(up, "{name}: {dependency} up:\n{}", scraped[name]);
+        }
+    }
     let gateway_metrics = &scraped["gateway"];
     assert_eq!(
         sample(

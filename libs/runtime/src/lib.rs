@@ -1,109 +1,21 @@
 #![doc = include_str!("../README.md")]
 
 pub mod balance;
+pub mod health;
 pub mod listeners;
 pub mod status;
 pub mod tls;
 pub mod version;
 
+pub use health::{Dependency, Health, Probe, probe};
 pub use listeners::{Listeners, bind, spawn_admin, spawn_health};
 pub use tls::MeshTls;
 pub use version::version_service;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
-use tonic_health::server::HealthReporter;
-
-/// A dependency check: resolves to whether the dependency answers.
-pub type Probe = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync>;
-
-/// Builds a probe from an async closure.
-pub fn probe<F, Fut>(check: F) -> Probe
-where
-    F: Fn() -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = bool> + Send + 'static,
-{
-    Arc::new(move || Box::pin(check()))
-}
-
-/// The health service of one process.
-#[derive(Clone)]
-pub struct Health {
-    reporter: HealthReporter,
-    services: Vec<&'static str>,
-}
-
-/// How often readiness is re-checked.
-const PROBE_INTERVAL: Duration = Duration::from_secs(2);
-
-impl Health {
-    /// `services` are the fully qualified gRPC service names this process serves;
-    /// the overall status (`""`) is reported too. Everything starts NOT_SERVING,
-    /// registered before the server accepts a call, so no check ever sees an
-    /// unknown service.
-    pub async fn new(
-        services: Vec<&'static str>,
-    ) -> (
-        Self,
-        tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
-    ) {
-        let (reporter, server) = tonic_health::server::health_reporter();
-        let health = Self { reporter, services };
-        health.set(ServingStatus::NotServing).await;
-        (health, server)
-    }
-
-    async fn set(&self, status: ServingStatus) {
-        self.reporter.set_service_status("", status).await;
-        for service in &self.services {
-            self.reporter.set_service_status(*service, status).await;
-        }
-    }
-
-    /// Starts NOT_SERVING, then follows the probes every two seconds until
-    /// `shutdown`, when it turns NOT_SERVING for good.
-    pub async fn track(self, probes: Vec<(&'static str, Probe)>, shutdown: CancellationToken) {
-        self.set(ServingStatus::NotServing).await;
-        let mut serving = None;
-        loop {
-            let mut failing = Vec::new();
-            for (name, check) in &probes {
-                let ok = tokio::time::timeout(Duration::from_secs(3), check())
-                    .await
-                    .unwrap_or(false);
-                if !ok {
-                    failing.push(*name);
-                }
-            }
-            let now_serving = failing.is_empty();
-            if serving != Some(now_serving) {
-                if now_serving {
-                    tracing::info!("ready: every dependency answers");
-                } else {
-                    tracing::warn!(failing = ?failing, "not ready: dependencies unreachable");
-                }
-                self.set(if now_serving {
-                    ServingStatus::Serving
-                } else {
-                    ServingStatus::NotServing
-                })
-                .await;
-                serving = Some(now_serving);
-            }
-            tokio::select! {
-                () = shutdown.cancelled() => break,
-                () = tokio::time::sleep(PROBE_INTERVAL) => {}
-            }
-        }
-        self.set(ServingStatus::NotServing).await;
-    }
-}
 
 /// Server reflection, v1 and v1alpha (clients differ in which they ask for).
 pub fn reflection() -> anyhow::Result<(

@@ -124,7 +124,7 @@ pub async fn run(
     .await;
     let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
     tokio::spawn(health.track(
-        vec![(
+        vec![cadenza_runtime::Dependency::required(
             "project",
             cadenza_runtime::probe(move || {
                 let mut client = upstream.clone();

@@ -96,7 +96,7 @@ pub async fn run(
         cadenza_runtime::Health::new(vec!["cadenza.v1.ProviderService"]).await;
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
-        vec![(
+        vec![cadenza_runtime::Dependency::required(
             "rabbitmq",
             cadenza_runtime::probe(move || {
                 let publisher = probe_publisher.clone();

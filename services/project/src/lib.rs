@@ -183,14 +183,17 @@ pub async fn run(
     let probe_publisher = publisher.clone();
     tasks.spawn(health.track(
         vec![
-            (
+            cadenza_runtime::Dependency::required(
                 "postgres",
                 cadenza_runtime::probe(move || {
                     let pool = probe_pool.clone();
                     async move { cadenza_db::pool::ping(&pool).await }
                 }),
             ),
-            (
+            // Without the broker, calls are still served: work waits in the
+            // outbox and stage updates in their queue. Readiness following it
+            // would take every gateway out of service with it.
+            cadenza_runtime::Dependency::watched(
                 "rabbitmq",
                 cadenza_runtime::probe(move || {
                     let publisher = probe_publisher.clone();

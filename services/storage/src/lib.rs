@@ -89,14 +89,14 @@ pub async fn run(
     let probe_backend = backend.clone();
     tokio::spawn(health.track(
         vec![
-            (
-                "object store",
+            cadenza_runtime::Dependency::required(
+                "object_store",
                 cadenza_runtime::probe(move || {
                     let backend = probe_backend.clone();
                     async move { backend.reachable().await }
                 }),
             ),
-            (
+            cadenza_runtime::Dependency::required(
                 "postgres",
                 cadenza_runtime::probe(move || {
                     let pool = pool.clone();
