@@ -40,6 +40,7 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
         run: String::new(),
         message: message.into(),
         expire_days: 0,
+        request_id: String::new(),
     };
     let err = shares
         .create_share_link(authed(&token, create("")))
@@ -60,6 +61,75 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
         .into_inner();
     assert_eq!(link.token.len(), 32);
     assert!(link.run.starts_with(&format!("{}/runs/", project.name)));
+
+    // One request_id, sent ten times at once: one link, the same to every caller.
+    let keyed = v1::CreateShareLinkRequest {
+        request_id: "gift-for-grandma-1".into(),
+        ..create("From all of us")
+    };
+    let answers = futures::future::join_all((0..10).map(|_| {
+        let (mut shares, request, token) = (shares.clone(), keyed.clone(), token.clone());
+        async move { shares.create_share_link(authed(&token, request)).await }
+    }))
+    .await;
+    let keyed_links: Vec<v1::ShareLink> = answers
+        .into_iter()
+        .map(|answer| answer.expect("keyed share").into_inner())
+        .collect();
+    assert!(
+        keyed_links.iter().all(|l| l == &keyed_links[0]),
+        "every retry gets the first link: {keyed_links:?}"
+    );
+    let listed = shares
+        .list_share_links(authed(
+            &token,
+            v1::ListShareLinksRequest {
+                parent: project.name.clone(),
+            },
+        ))
+        .await
+        .expect("list")
+        .into_inner()
+        .share_links;
+    assert_eq!(
+        listed.len(),
+        2,
+        "the first link and one keyed link: {listed:?}"
+    );
+    // The same key for a different request is refused; a bad key is named.
+    let err = shares
+        .create_share_link(authed(
+            &token,
+            v1::CreateShareLinkRequest {
+                message: "Something else".into(),
+                ..keyed.clone()
+            },
+        ))
+        .await
+        .expect_err("key reused");
+    assert_eq!(err.code(), Code::AlreadyExists);
+    assert_eq!(reason(&err), "REQUEST_ID_REUSED");
+    let err = shares
+        .create_share_link(authed(
+            &token,
+            v1::CreateShareLinkRequest {
+                request_id: "x".repeat(129),
+                expire_days: -1,
+                ..keyed.clone()
+            },
+        ))
+        .await
+        .expect_err("bad key and expiry");
+    assert_eq!(err.code(), Code::InvalidArgument);
+    {
+        use tonic_types::StatusExt;
+        let mut fields: Vec<String> = err
+            .get_details_bad_request()
+            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+            .unwrap_or_default();
+        fields.sort();
+        assert_eq!(fields, ["expire_days", "request_id"], "{err:?}");
+    }
 
     // Anyone, with no credential at all.
     let song = shares
@@ -128,7 +198,11 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
         .await
         .expect("list")
         .into_inner();
-    assert_eq!(listed.share_links, vec![link.clone()]);
+    assert_eq!(
+        listed.share_links,
+        vec![keyed_links[0].clone(), link.clone()],
+        "newest first"
+    );
 
     // Revoked: the page says so; revoking again changes nothing.
     let revoked = shares

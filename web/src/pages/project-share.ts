@@ -7,7 +7,7 @@ import { h, replace } from "../dom.js";
 import { explain } from "../errors.js";
 import type { ShareLink } from "../gen/cadenza/v1/share_pb.js";
 import { alertBox, clearFieldErrors, field, setBusy, showAlert, showProblem } from "../ui.js";
-import { formatDate, timestampDate } from "../util.js";
+import { formatDate, timestampDate, uuid } from "../util.js";
 
 export function shareUrl(token: string): string {
   return `${location.origin}/s/${encodeURIComponent(token)}`;
@@ -88,15 +88,20 @@ export function shareSection(project: string, signal: AbortSignal): HTMLElement 
     );
   };
 
+  // One submission = one key: a retry after a lost answer repeats it and gets the
+  // same link back; another message is another submission.
+  let attempt = { key: uuid(), message: "" };
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearFieldErrors(form);
     showAlert(box, null);
     setBusy(submit, true, "Creating…");
     try {
-      // CreateShareLinkRequest has no request_id: a retry after a lost answer may
-      // make a second link (listed, and revocable, below).
-      const link = await api.shares.createShareLink({ parent: project, message: message.value.trim() });
+      const text = message.value.trim();
+      if (text !== attempt.message) attempt = { key: uuid(), message: text };
+      const link = await api.shares.createShareLink({ parent: project, message: text, requestId: attempt.key });
+      attempt = { key: uuid(), message: "" };
       links = [link, ...links.filter((l) => l.name !== link.name)];
       draw();
       message.value = "";

@@ -12,7 +12,7 @@ use cadenza_proto::names::{ProjectName, ProjectOrRun, RunName, ShareLinkName};
 use cadenza_proto::v1::{self, share_service_server::ShareService};
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -119,8 +119,20 @@ impl ShareApi {
             .url)
     }
 
-    fn validate_create(request: &v1::CreateShareLinkRequest) -> ApiResult<(ProjectName, String)> {
+    /// The parent, the trimmed message and the idempotency key, every fault
+    /// named at once.
+    fn validate_create(
+        request: &v1::CreateShareLinkRequest,
+    ) -> ApiResult<(ProjectName, String, Option<String>)> {
         let mut violations = Vec::new();
+        let request_id = match super::validate::request_id(&request.request_id) {
+            Ok(id) => id.map(str::to_owned),
+            Err(ApiError::Invalid(mut faults)) => {
+                violations.append(&mut faults);
+                None
+            }
+            Err(other) => return Err(other),
+        };
         let parent = ProjectName::parse(&request.parent);
         if let Err(err) = &parent {
             violations.push(cadenza_runtime::status::Violation::new(
@@ -144,7 +156,7 @@ impl ShareApi {
             ));
         }
         match parent {
-            Ok(parent) if violations.is_empty() => Ok((parent, message)),
+            Ok(parent) if violations.is_empty() => Ok((parent, message, request_id)),
             _ => Err(ApiError::Invalid(violations)),
         }
     }
@@ -158,7 +170,11 @@ impl ShareService for ShareApi {
     ) -> Result<Response<v1::ShareLink>, Status> {
         let owner = self.shared.caller(&request).await?;
         let request = request.into_inner();
-        let (parent, message) = Self::validate_create(&request)?;
+        let (parent, message, request_id) = Self::validate_create(&request)?;
+        let hash = super::request_hash(&v1::CreateShareLinkRequest {
+            request_id: String::new(),
+            ..request.clone()
+        });
         let mut conn = self.shared.conn().await?;
         let project = projects::find(&mut conn, &owner, parent.0)
             .await
@@ -191,22 +207,38 @@ impl ShareService for ShareApi {
             row.id
         };
         let now = Utc::now();
-        let row: ShareLinkRow = diesel::insert_into(share_links::table)
-            .values((
-                share_links::id.eq(Uuid::now_v7()),
-                share_links::token.eq(new_token()),
-                share_links::owner.eq(&owner),
-                share_links::project_id.eq(project.id),
-                share_links::run_id.eq(run_id),
-                share_links::message.eq(&message),
-                share_links::created_at.eq(now),
-                share_links::expires_at.eq((request.expire_days > 0)
-                    .then(|| now + Duration::days(i64::from(request.expire_days)))),
-            ))
-            .returning(ShareLinkRow::as_returning())
-            .get_result(&mut conn)
-            .await
-            .map_err(ApiError::from)?;
+        let expires_at =
+            (request.expire_days > 0).then(|| now + Duration::days(i64::from(request.expire_days)));
+        let row = conn
+            .transaction(async |conn| -> ApiResult<ShareLinkRow> {
+                let id = Uuid::now_v7();
+                if let Some(request_id) = &request_id
+                    && let Some(existing) =
+                        super::claim_request(conn, &owner, "CreateShareLink", request_id, &hash, id)
+                            .await?
+                {
+                    return Ok(share_links::table
+                        .find(existing)
+                        .select(ShareLinkRow::as_select())
+                        .first(conn)
+                        .await?);
+                }
+                Ok(diesel::insert_into(share_links::table)
+                    .values((
+                        share_links::id.eq(id),
+                        share_links::token.eq(new_token()),
+                        share_links::owner.eq(&owner),
+                        share_links::project_id.eq(project.id),
+                        share_links::run_id.eq(run_id),
+                        share_links::message.eq(&message),
+                        share_links::created_at.eq(now),
+                        share_links::expires_at.eq(expires_at),
+                    ))
+                    .returning(ShareLinkRow::as_returning())
+                    .get_result(conn)
+                    .await?)
+            })
+            .await?;
         Ok(Response::new(link_proto(&row)))
     }
 
