@@ -8,6 +8,7 @@ pub mod dead_letters;
 pub mod domain;
 pub mod error;
 pub mod gauges;
+pub mod object_release;
 pub mod orchestrator;
 pub mod patience;
 pub mod plans;
@@ -75,7 +76,7 @@ pub async fn run(
         orchestrator: orchestrator.clone(),
         relay_wake: relay_wake.clone(),
         hub: hub.clone(),
-        storage,
+        storage: storage.clone(),
         max_duration_seconds: config.max_duration_seconds,
     };
 
@@ -157,6 +158,12 @@ pub async fn run(
             .await;
         });
     }
+    tasks.spawn(object_release::run(
+        pool.clone(),
+        storage,
+        config.reconcile_every,
+        shutdown.clone(),
+    ));
     tasks.spawn(reconcile_forever(
         pool.clone(),
         publisher.clone(),

@@ -43,19 +43,10 @@ pub async fn delete_locked(
 
 /// After a project's deletion committed: storage hides its bytes and purges them
 /// after its grace period. If storage cannot be reached the project is still
-/// deleted for the user, but its bytes stay until an operator reruns the
-/// deletion (see docs/operations.md).
+/// deleted for the user, and the reconciler releases its objects later
+/// (`crate::object_release`).
 pub async fn forget_objects(shared: &Shared, owner: &str, project_id: Uuid) {
-    let mut storage = shared.storage.clone();
-    if let Err(err) = storage
-        .delete_project_objects(v1::DeleteProjectObjectsRequest {
-            owner: owner.to_owned(),
-            project_id: project_id.to_string(),
-        })
-        .await
-    {
-        tracing::warn!(%project_id, error = %err, "deleting project objects failed; left for the sweep");
-    }
+    crate::object_release::release(&shared.pool, &shared.storage, owner, project_id).await;
 }
 
 fn name_error(field: &str, err: cadenza_proto::names::NameError) -> ApiError {
