@@ -74,7 +74,7 @@ pub async fn run(
     }
 }
 
-/// Releases the objects of projects deleted more than [`GRACE`] ago whose
+/// Releases the objects of projects deleted more than `GRACE` (a minute) ago whose
 /// release storage has not confirmed. Returns how many it released.
 pub async fn release_pending(
     pool: &Pool,
