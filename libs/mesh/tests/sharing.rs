@@ -313,6 +313,7 @@ async fn the_gateway_serves_the_studio_with_caching_that_fits_each_file() {
     let mut env = cadenza_config::Env::default();
     env.set("CADENZA_DEV_MODE", "true");
     env.set("CADENZA_WEB_DIR", site.path().display().to_string());
+    env.set("CADENZA_WEB_MEDIA_SOURCES", "https://media.example.com");
     let mesh = TestMesh::start_with(env).await;
     let base = mesh.mesh.gateway_url();
     let http = reqwest::Client::new();
@@ -327,6 +328,18 @@ async fn the_gateway_serves_the_studio_with_caching_that_fits_each_file() {
     );
     assert_eq!(page.headers()["cache-control"], "no-cache");
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    for directive in [
+        "script-src 'self';",
+        "object-src 'none';",
+        "media-src 'self' https://media.example.com;",
+        "connect-src 'self' https://media.example.com;",
+    ] {
+        assert!(policy.contains(directive), "{directive} in {policy}");
+    }
     assert!(page.text().await.expect("body").contains("<title>Cadenza"));
 
     let asset = http

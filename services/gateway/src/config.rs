@@ -34,6 +34,8 @@ pub struct Config {
     pub api_key_cache_seconds: u64,
     /// The built web studio to serve (`web/dist`); `None` serves the API only.
     pub web_dir: Option<std::path::PathBuf>,
+    /// CSP sources the studio may load audio and waveforms from.
+    pub web_media_sources: String,
 }
 
 impl Config {
@@ -59,6 +61,16 @@ impl Config {
             web_dir: Some(env.string("CADENZA_WEB_DIR", DEFAULT_WEB_DIR))
                 .filter(|dir| !dir.is_empty())
                 .map(std::path::PathBuf::from),
+            web_media_sources: {
+                let value = env.string(
+                    "CADENZA_WEB_MEDIA_SOURCES",
+                    crate::web::DEFAULT_MEDIA_SOURCES,
+                );
+                crate::web::parse_media_sources(&value).unwrap_or_else(|reason| {
+                    env.problem("CADENZA_WEB_MEDIA_SOURCES", reason);
+                    crate::web::DEFAULT_MEDIA_SOURCES.to_owned()
+                })
+            },
             cors_origins: env
                 .string("CADENZA_CORS_ORIGINS", "")
                 .split(',')

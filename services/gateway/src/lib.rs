@@ -191,7 +191,7 @@ pub async fn run(
     let files = match &config.web_dir {
         Some(dir) if dir.join("index.html").is_file() => {
             tracing::info!(dir = %dir.display(), "serving the web studio");
-            Some(web::router(dir))
+            Some(web::router(dir, &config.web_media_sources))
         }
         Some(dir) => {
             tracing::warn!(

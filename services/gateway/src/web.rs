@@ -10,7 +10,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use http::{HeaderValue, header};
@@ -23,8 +23,58 @@ use tower_http::services::{ServeDir, ServeFile};
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const REVALIDATE: &str = "no-cache";
 
-/// The studio's files under `dir`, with caching and safety headers.
-pub fn router(dir: &Path) -> axum::Router {
+/// Where the studio's audio and waveforms may come from besides its own
+/// origin, by default: signed URLs name storage's public address or an S3
+/// endpoint, which the gateway does not know.
+pub const DEFAULT_MEDIA_SOURCES: &str = "https: http:";
+
+/// The Content-Security-Policy of every studio response. Scripts and styles
+/// come only from the studio's own files (the build inlines none), so injected
+/// markup can run nothing; `media` (CSP sources) is where audio and waveform
+/// peaks may be fetched from.
+pub fn content_security_policy(media: &str) -> String {
+    format!(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         media-src 'self' {media}; connect-src 'self' {media}; object-src 'none'; \
+         base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    )
+}
+
+/// Checks `CADENZA_WEB_MEDIA_SOURCES`: space-separated CSP sources, each a
+/// scheme (`https:`) or an origin (`https://media.example.com`), so nothing can
+/// smuggle another directive into the header.
+pub fn parse_media_sources(value: &str) -> Result<String, String> {
+    let sources: Vec<&str> = value.split_whitespace().collect();
+    if sources.is_empty() {
+        return Err("name at least one source, such as `https:`".into());
+    }
+    for source in &sources {
+        let plain = source
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ":/.-+[]".contains(c));
+        let scheme_only = source.len() > 1
+            && source.ends_with(':')
+            && !source[..source.len() - 1].contains([':', '/']);
+        // Exactly `scheme://authority`: no path, not even `/`.
+        let origin = source.parse::<http::Uri>().is_ok_and(|u| {
+            matches!(u.scheme_str(), Some("http" | "https"))
+                && u.authority().is_some_and(|a| {
+                    !a.host().is_empty()
+                        && *source == format!("{}://{a}", u.scheme_str().unwrap_or_default())
+                })
+        });
+        if !plain || !(scheme_only || origin) {
+            return Err(format!(
+                "`{source}` is neither a scheme (`https:`) nor an origin (`https://host[:port]`)"
+            ));
+        }
+    }
+    Ok(sources.join(" "))
+}
+
+/// The studio's files under `dir`, with caching and safety headers; `media`
+/// as for [`content_security_policy`].
+pub fn router(dir: &Path, media: &str) -> axum::Router {
     let pages = ServeDir::new(dir)
         .append_index_html_on_directories(true)
         .fallback(ServeFile::new(dir.join("index.html")));
@@ -33,11 +83,20 @@ pub fn router(dir: &Path) -> axum::Router {
     axum::Router::new()
         .nest_service("/assets", ServeDir::new(dir.join("assets")))
         .fallback_service(pages)
-        .layer(axum::middleware::from_fn(headers))
+        .layer(axum::middleware::from_fn_with_state(
+            Policy(
+                HeaderValue::from_str(&content_security_policy(media))
+                    .unwrap_or_else(|_| HeaderValue::from_static("default-src 'self'")),
+            ),
+            headers,
+        ))
         .layer(CompressionLayer::new())
 }
 
-async fn headers(request: Request, next: Next) -> Response {
+#[derive(Clone)]
+struct Policy(HeaderValue);
+
+async fn headers(State(Policy(policy)): State<Policy>, request: Request, next: Next) -> Response {
     let hashed = request.uri().path().starts_with("/assets/");
     let mut response = next.run(request).await;
     let cache = if hashed && response.status().is_success() {
@@ -57,6 +116,7 @@ async fn headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     response
 }
 
@@ -138,5 +198,45 @@ where
                 Box::pin(api.call(request))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_sources_are_schemes_or_origins_and_nothing_else() {
+        assert_eq!(
+            parse_media_sources("  https:   https://media.example.com:8443 ").as_deref(),
+            Ok("https: https://media.example.com:8443")
+        );
+        assert_eq!(parse_media_sources("http:").as_deref(), Ok("http:"));
+        for bad in [
+            "",
+            "   ",
+            ":",
+            "https://media.example.com/path",
+            "https://media.example.com/",
+            "ftp://files.example.com",
+            "https: 'unsafe-inline'",
+            "https:; script-src *",
+            "*",
+            "media.example.com",
+        ] {
+            assert!(parse_media_sources(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn the_policy_lets_scripts_come_only_from_the_studio_itself() {
+        let policy = content_security_policy("https://media.example.com");
+        assert!(policy.contains("script-src 'self';"), "{policy}");
+        assert!(policy.contains("object-src 'none'"), "{policy}");
+        assert!(
+            policy.contains("media-src 'self' https://media.example.com;"),
+            "{policy}"
+        );
+        assert!(HeaderValue::from_str(&policy).is_ok());
     }
 }
