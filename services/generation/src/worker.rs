@@ -172,7 +172,10 @@ impl Worker {
         cadenza_telemetry::otlp::adopt(&span, &mut context);
         trace::scope(context, async move {
             let started = Instant::now();
-            if self.publish(&work, Update::Started(v1::StageStarted {}), Vec::new(), "").await.is_err() {
+            let took = v1::StageStarted {
+                start_time: Some(cadenza_proto::timestamp(chrono::Utc::now())),
+            };
+            if self.publish(&work, Update::Started(took), Vec::new(), "").await.is_err() {
                 return Handled::Requeue;
             }
             let Rendered { provider, result, mut logs } = self.render(&work).await;

@@ -48,7 +48,7 @@ async fn transitions_move_forward_only_and_duplicates_change_nothing() {
         .report(
             StageKind::Composition,
             1,
-            Update::Started(v1::StageStarted {}),
+            Update::Started(v1::StageStarted::default()),
         )
         .await;
     assert_eq!(applied, Applied::Changed);
@@ -60,7 +60,7 @@ async fn transitions_move_forward_only_and_duplicates_change_nothing() {
             started_id,
             StageKind::Composition,
             1,
-            Update::Started(v1::StageStarted {})
+            Update::Started(v1::StageStarted::default())
         )
         .await,
         Applied::Ignored
@@ -70,7 +70,7 @@ async fn transitions_move_forward_only_and_duplicates_change_nothing() {
         f.report(
             StageKind::Composition,
             1,
-            Update::Started(v1::StageStarted {})
+            Update::Started(v1::StageStarted::default())
         )
         .await
         .1,
@@ -152,9 +152,13 @@ async fn transitions_move_forward_only_and_duplicates_change_nothing() {
     );
     // The late "started" report then changes nothing.
     assert_eq!(
-        f.report(StageKind::Lyrics, 1, Update::Started(v1::StageStarted {}))
-            .await
-            .1,
+        f.report(
+            StageKind::Lyrics,
+            1,
+            Update::Started(v1::StageStarted::default())
+        )
+        .await
+        .1,
         Applied::Ignored
     );
     assert_eq!(f.state(StageKind::Vocals).await, "queued");
@@ -341,4 +345,56 @@ async fn dead_lettered_work_fails_its_stage_once_with_a_clear_code() {
             .await
             .expect("poisoned")
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stage_starts_when_its_worker_took_the_work_within_what_is_possible() {
+    let mut f = fixture(true).await;
+    let started = |at: chrono::DateTime<chrono::Utc>| {
+        Update::Started(v1::StageStarted {
+            start_time: Some(cadenza_proto::timestamp(at)),
+        })
+    };
+    // Lyrics: the worker took it 1.5 ms after it was queued (microseconds, as
+    // Postgres keeps them); its report arrives later, and the start is the
+    // worker's moment, not the report's.
+    let queued = f.stage(StageKind::Lyrics).await.queued_at.expect("queued");
+    let took = queued + chrono::Duration::microseconds(1500);
+    // (The report must arrive after that moment, or "now" would bound it.)
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    f.report(StageKind::Lyrics, 1, started(took)).await;
+    assert_eq!(f.stage(StageKind::Lyrics).await.started_at, Some(took));
+
+    // Composition: a worker clock an hour behind cannot start it before it was
+    // queued, nor one an hour ahead after the report arrived.
+    let queued = f
+        .stage(StageKind::Composition)
+        .await
+        .queued_at
+        .expect("queued");
+    f.report(
+        StageKind::Composition,
+        1,
+        started(queued - chrono::Duration::hours(1)),
+    )
+    .await;
+    assert_eq!(
+        f.stage(StageKind::Composition).await.started_at,
+        Some(queued)
+    );
+    let mut g = fixture(true).await;
+    let before = chrono::Utc::now();
+    g.report(
+        StageKind::Lyrics,
+        1,
+        started(before + chrono::Duration::hours(1)),
+    )
+    .await;
+    let after = chrono::Utc::now();
+    let at = g
+        .stage(StageKind::Lyrics)
+        .await
+        .started_at
+        .expect("started");
+    assert!(before <= at && at <= after, "{before} <= {at} <= {after}");
 }

@@ -41,7 +41,7 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     f.report(
         StageKind::Composition,
         1,
-        Update::Started(v1::StageStarted {}),
+        Update::Started(v1::StageStarted::default()),
     )
     .await;
     f.report(
@@ -95,7 +95,7 @@ async fn a_stage_whose_worker_goes_quiet_is_retried_then_failed_by_the_reconcile
     f.report(
         StageKind::Composition,
         2,
-        Update::Started(v1::StageStarted {}),
+        Update::Started(v1::StageStarted::default()),
     )
     .await;
     let much_later = now() + chrono::Duration::seconds(600);
@@ -124,7 +124,7 @@ async fn a_stage_past_its_time_limit_is_retried_even_while_it_beats() {
     f.report(
         StageKind::Composition,
         1,
-        Update::Started(v1::StageStarted {}),
+        Update::Started(v1::StageStarted::default()),
     )
     .await;
     // Beating, but started long ago (as seen from 20 minutes on, with a fresh beat).

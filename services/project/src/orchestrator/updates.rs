@@ -193,8 +193,11 @@ impl Orchestrator {
         held.writes.stage(stage_id).heartbeat_at = Some(now);
         let provider: String = update.provider.chars().take(64).collect();
         let applied = match update.update {
-            Some(Update::Started(_)) => {
-                if self.start(&mut held, index, kind, &provider, now) {
+            Some(Update::Started(started)) => {
+                let took = started.start_time.and_then(|t| {
+                    DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
+                });
+                if self.start(&mut held, index, kind, &provider, took.unwrap_or(now)) {
                     Applied::Changed
                 } else {
                     Applied::Ignored
@@ -226,29 +229,34 @@ impl Orchestrator {
     /// Moves a queued stage to RUNNING and records its start, once. Reports of one
     /// attempt are applied concurrently, so progress or completion may arrive
     /// before "started": whichever comes first records the start, so every stage
-    /// has the same history, and the later "started" is ignored.
+    /// has the same history, and the later "started" is ignored. `took` is when
+    /// the worker took the work (by its clock, from "started"; otherwise the
+    /// report's arrival), kept between the queueing and now.
     fn start(
         &self,
         held: &mut HeldRun,
         index: usize,
         kind: StageKind,
         provider: &str,
-        now: DateTime<Utc>,
+        took: DateTime<Utc>,
     ) -> bool {
         let stage = &held.stages[index];
         if stage.state != StageState::Queued.as_str() {
             return false;
         }
         let (queued_at, attempt) = (stage.queued_at, stage.attempt);
+        let now = Utc::now();
+        let took = queued_at.map_or(took, |at| took.max(at)).min(now);
         let changes = held.set_state(index, StageState::Running);
-        changes.started_at = Some(now);
+        changes.started_at = Some(took);
         changes.provider = Some(provider.to_owned());
-        // The consumer lag: how long the work waited for a worker.
-        if let Some(waited) = queued_at.and_then(|at| (now - at).to_std().ok()) {
+        // The consumer lag: how long the work waited for a worker, not counting
+        // the time the report took to reach this service.
+        if let Some(waited) = queued_at.and_then(|at| (took - at).to_std().ok()) {
             metrics::histogram!("cadenza_stage_queue_wait_seconds", "kind" => kind.as_str())
                 .record(waited.as_secs_f64());
         }
-        let run_state = held.mark_running(now);
+        let run_state = held.mark_running(took);
         held.stage_event(
             kind,
             StageState::Running,
