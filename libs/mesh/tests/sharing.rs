@@ -16,6 +16,22 @@ use tonic::Code;
 
 const SONG_TIMEOUT: Duration = Duration::from_secs(180);
 
+/// The share links of `parent` as `token` sees them.
+async fn links(
+    shares: &mut ShareServiceClient<tonic::transport::Channel>,
+    token: &str,
+    parent: &str,
+) -> Result<Vec<v1::ShareLink>, tonic::Status> {
+    let request = v1::ListShareLinksRequest {
+        parent: parent.into(),
+    };
+    Ok(shares
+        .list_share_links(authed(token, request))
+        .await?
+        .into_inner()
+        .share_links)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
     let mesh = TestMesh::start().await;
@@ -80,17 +96,9 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
         keyed_links.iter().all(|l| l == &keyed_links[0]),
         "every retry gets the first link: {keyed_links:?}"
     );
-    let listed = shares
-        .list_share_links(authed(
-            &token,
-            v1::ListShareLinksRequest {
-                parent: project.name.clone(),
-            },
-        ))
+    let listed = links(&mut shares, &token, &project.name)
         .await
-        .expect("list")
-        .into_inner()
-        .share_links;
+        .expect("list");
     assert_eq!(
         listed.len(),
         2,
@@ -178,28 +186,15 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
         .await
         .expect_err("not theirs");
     assert_eq!(err.code(), Code::NotFound);
-    let err = shares
-        .list_share_links(authed(
-            &stranger.access_token,
-            v1::ListShareLinksRequest {
-                parent: project.name.clone(),
-            },
-        ))
+    let err = links(&mut shares, &stranger.access_token, &project.name)
         .await
         .expect_err("not theirs");
     assert_eq!(err.code(), Code::NotFound);
-    let listed = shares
-        .list_share_links(authed(
-            &token,
-            v1::ListShareLinksRequest {
-                parent: project.name.clone(),
-            },
-        ))
+    let listed = links(&mut shares, &token, &project.name)
         .await
-        .expect("list")
-        .into_inner();
+        .expect("list");
     assert_eq!(
-        listed.share_links,
+        listed,
         vec![keyed_links[0].clone(), link.clone()],
         "newest first"
     );
