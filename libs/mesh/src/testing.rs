@@ -180,6 +180,15 @@ pub async fn admin_token_in(database_url: &str, channel: &Channel, email: &str) 
         .access_token
 }
 
+/// The fields a status's `BadRequest` details name, in its order; empty without.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
 /// The `ErrorInfo` reason of a status, or empty.
 pub fn reason(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
@@ -260,4 +269,35 @@ pub async fn generate(channel: &Channel, token: &str, project: &str) -> v1::Run 
         .await
         .expect("generate")
         .into_inner()
+}
+
+/// Waits (up to two minutes) until `project`'s mix stage is running and has
+/// reported progress: the moment to cancel a long song in the middle of a stage.
+pub async fn wait_until_mixing(channel: &Channel, token: &str, project: &str) {
+    let mut projects = v1::project_service_client::ProjectServiceClient::new(channel.clone());
+    tokio::time::timeout(Duration::from_secs(120), async {
+        loop {
+            let status = projects
+                .get_project_status(authed(
+                    token,
+                    v1::GetProjectStatusRequest {
+                        name: project.into(),
+                    },
+                ))
+                .await
+                .expect("status")
+                .into_inner();
+            let mixing = status.stages.iter().any(|s| {
+                s.kind() == v1::StageKind::Mix
+                    && s.state() == v1::StageState::Running
+                    && s.progress > 0.0
+            });
+            if mixing {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the mix starts");
 }

@@ -4,7 +4,7 @@
 
 use cadenza_auth::TokenKeys;
 use cadenza_config::{ExposeSecret, SecretString};
-use cadenza_mesh::testing::{TestMesh, authed, reason};
+use cadenza_mesh::testing::{TestMesh, authed, reason, violated_fields};
 use cadenza_proto::v1::{
     self, auth_service_client::AuthServiceClient, project_service_client::ProjectServiceClient,
 };
@@ -13,13 +13,6 @@ use tonic::Code;
 use tonic_types::StatusExt;
 
 const PASSWORD: &str = cadenza_mesh::testing::TEST_PASSWORD;
-
-fn bad_fields(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
 
 fn project(title: &str) -> v1::CreateProjectRequest {
     v1::CreateProjectRequest {
@@ -104,7 +97,7 @@ async fn people_register_sign_in_and_rotate_their_sessions() {
         .expect_err("invalid");
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(
-        bad_fields(&err),
+        violated_fields(&err),
         ["email", "password", "accept_terms_version"]
     );
 
@@ -428,7 +421,7 @@ async fn api_keys_act_for_their_owner_within_their_scopes_until_revoked() {
         .create_api_key(authed(&alice.access_token, create("", &[])))
         .await
         .expect_err("no name, no scopes");
-    assert_eq!(bad_fields(&err), ["display_name", "scopes"]);
+    assert_eq!(violated_fields(&err), ["display_name", "scopes"]);
 
     // Listing shows prefixes, never secrets.
     let listed = keys
@@ -606,7 +599,7 @@ async fn admins_change_roles_and_read_an_audit_log_without_secrets() {
         ))
         .await
         .expect_err("bad grant");
-    assert_eq!(bad_fields(&err), ["amount", "reason", "name"]);
+    assert_eq!(violated_fields(&err), ["amount", "reason", "name"]);
 
     auth.login(v1::LoginRequest {
         email: "bob@example.com".into(),

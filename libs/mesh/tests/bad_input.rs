@@ -1,24 +1,9 @@
 //! Every kind of bad input gets the right code and a message a person can act on,
 //! never INTERNAL, and leaves nothing behind.
 
-use cadenza_mesh::testing::{TestMesh, authed};
+use cadenza_mesh::testing::{TestMesh, authed, reason, violated_fields as violations};
 use cadenza_proto::v1::{self, project_service_client::ProjectServiceClient};
 use tonic::Code;
-use tonic_types::StatusExt;
-
-fn violations(status: &tonic::Status) -> Vec<String> {
-    status
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default()
-}
-
-fn reason(status: &tonic::Status) -> String {
-    status
-        .get_details_error_info()
-        .map(|i| i.reason)
-        .unwrap_or_default()
-}
 
 fn project(prompt: String, duration_seconds: u32) -> v1::CreateProjectRequest {
     v1::CreateProjectRequest {

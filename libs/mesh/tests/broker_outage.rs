@@ -18,7 +18,18 @@ use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
 
-const BROKER: &str = "127.0.0.1:5672";
+/// The real broker's address: `CADENZA_TEST_AMQP_URL`'s host and port, as
+/// every mesh test uses, else the local default.
+fn broker() -> String {
+    std::env::var("CADENZA_TEST_AMQP_URL")
+        .ok()
+        .and_then(|url| {
+            let rest = url.split_once("://")?.1;
+            let authority = rest.split('/').next()?;
+            Some(authority.rsplit('@').next()?.to_owned())
+        })
+        .unwrap_or_else(|| "127.0.0.1:5672".into())
+}
 
 /// A TCP proxy to the broker that can be cut (every link closed, new ones
 /// refused) and restored.
@@ -34,14 +45,15 @@ impl Cuttable {
         let addr = listener.local_addr().expect("proxy address");
         let open = Arc::new(AtomicBool::new(true));
         let links = Arc::new(Mutex::new(Vec::new()));
-        let (accepting, registry) = (open.clone(), links.clone());
+        let (accepting, registry, upstream) = (open.clone(), links.clone(), broker());
         tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 if !accepting.load(Ordering::SeqCst) {
                     continue; // dropped: the connection is closed at once
                 }
+                let upstream = upstream.clone();
                 let link = tokio::spawn(async move {
-                    if let Ok(mut broker) = TcpStream::connect(BROKER).await {
+                    if let Ok(mut broker) = TcpStream::connect(&upstream).await {
                         let _ = tokio::io::copy_bidirectional(&mut client, &mut broker).await;
                     }
                 });

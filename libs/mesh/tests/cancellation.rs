@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TestMesh, authed, create_project, generate};
+use cadenza_mesh::testing::{TestMesh, authed, create_project, generate, wait_until_mixing};
 use cadenza_proto::v1::{
     self, asset_service_client::AssetServiceClient, project_service_client::ProjectServiceClient,
 };
@@ -28,27 +28,7 @@ async fn a_cancelled_song_stops_its_running_stage_at_the_next_checkpoint() {
     )
     .await;
     generate(&channel, &token, &project.name).await;
-    let status = |name: String| v1::GetProjectStatusRequest { name };
-    tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let now = projects
-                .get_project_status(authed(&token, status(project.name.clone())))
-                .await
-                .expect("status")
-                .into_inner();
-            let mixing = now.stages.iter().any(|s| {
-                s.kind() == v1::StageKind::Mix
-                    && s.state() == v1::StageState::Running
-                    && s.progress > 0.0
-            });
-            if mixing {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the mix starts");
+    wait_until_mixing(&channel, &token, &project.name).await;
 
     let run = projects
         .cancel_generation(authed(

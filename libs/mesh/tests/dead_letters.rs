@@ -6,13 +6,12 @@
 
 use std::time::Duration;
 
-use cadenza_mesh::testing::{TestMesh, admin_token, authed, reason, register};
+use cadenza_mesh::testing::{TestMesh, admin_token, authed, reason, register, violated_fields};
 use cadenza_proto::v1::{self, admin_service_client::AdminServiceClient};
 use cadenza_queue::{Publisher, topology::WORK_KEY};
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_types::StatusExt;
 
 const GARBAGE: &[u8] = b"\x00\x01 this is not an envelope";
 
@@ -151,10 +150,7 @@ async fn a_dismissed_dead_letter_stays_listed_but_is_no_longer_pending() {
         .await
         .expect_err("bad input");
     assert_eq!(err.code(), Code::InvalidArgument);
-    let mut fields: Vec<String> = err
-        .get_details_bad_request()
-        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-        .unwrap_or_default();
+    let mut fields = violated_fields(&err);
     fields.sort();
     assert_eq!(fields, ["name", "reason"], "{err:?}");
     let err = admin

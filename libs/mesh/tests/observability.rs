@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cadenza_db::testing::TestDatabase;
-use cadenza_mesh::testing::{authed, create_project, finished_state, generate as generate_song};
+use cadenza_mesh::testing::{
+    authed, create_project, finished_state, generate as generate_song, wait_until_mixing,
+};
 use cadenza_proto::v1::{self, project_service_client::ProjectServiceClient};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -585,30 +587,7 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
     )
     .await;
     generate_song(&gateway, &token, &long.name).await;
-    tokio::time::timeout(Duration::from_secs(120), async {
-        loop {
-            let status = projects
-                .get_project_status(authed(
-                    &token,
-                    v1::GetProjectStatusRequest {
-                        name: long.name.clone(),
-                    },
-                ))
-                .await
-                .expect("status")
-                .into_inner();
-            if status.stages.iter().any(|s| {
-                s.kind() == v1::StageKind::Mix
-                    && s.state() == v1::StageState::Running
-                    && s.progress > 0.0
-            }) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the mix starts");
+    wait_until_mixing(&gateway, &token, &long.name).await;
     projects
         .cancel_generation(authed(
             &token,

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use cadenza_mesh::testing::{
-    TestMesh, authed, create_project, finished_state, generate, reason, register,
+    TestMesh, authed, create_project, finished_state, generate, reason, register, violated_fields,
 };
 use cadenza_proto::v1::{
     self, project_service_client::ProjectServiceClient, share_service_client::ShareServiceClient,
@@ -129,15 +129,9 @@ async fn a_shared_song_plays_signed_out_until_its_link_is_revoked_or_expires() {
         .await
         .expect_err("bad key and expiry");
     assert_eq!(err.code(), Code::InvalidArgument);
-    {
-        use tonic_types::StatusExt;
-        let mut fields: Vec<String> = err
-            .get_details_bad_request()
-            .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
-            .unwrap_or_default();
-        fields.sort();
-        assert_eq!(fields, ["expire_days", "request_id"], "{err:?}");
-    }
+    let mut fields = violated_fields(&err);
+    fields.sort();
+    assert_eq!(fields, ["expire_days", "request_id"], "{err:?}");
 
     // Anyone, with no credential at all.
     let song = shares

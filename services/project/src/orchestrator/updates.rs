@@ -197,7 +197,7 @@ impl Orchestrator {
                 let took = started.start_time.and_then(|t| {
                     DateTime::from_timestamp(t.seconds, u32::try_from(t.nanos).unwrap_or(0))
                 });
-                if self.start(&mut held, index, kind, &provider, took.unwrap_or(now)) {
+                if self.start(&mut held, index, kind, &provider, took.unwrap_or(now), now) {
                     Applied::Changed
                 } else {
                     Applied::Ignored
@@ -216,7 +216,7 @@ impl Orchestrator {
                     .await?
             }
             Some(Update::Heartbeat(_)) => {
-                self.start(&mut held, index, kind, &provider, now);
+                self.start(&mut held, index, kind, &provider, now, now);
                 Applied::Changed
             }
             None => Applied::Ignored,
@@ -231,7 +231,7 @@ impl Orchestrator {
     /// before "started": whichever comes first records the start, so every stage
     /// has the same history, and the later "started" is ignored. `took` is when
     /// the worker took the work (by its clock, from "started"; otherwise the
-    /// report's arrival), kept between the queueing and now.
+    /// report's arrival), kept between the queueing and `now`.
     fn start(
         &self,
         held: &mut HeldRun,
@@ -239,13 +239,13 @@ impl Orchestrator {
         kind: StageKind,
         provider: &str,
         took: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> bool {
         let stage = &held.stages[index];
         if stage.state != StageState::Queued.as_str() {
             return false;
         }
         let (queued_at, attempt) = (stage.queued_at, stage.attempt);
-        let now = Utc::now();
         let took = queued_at.map_or(took, |at| took.max(at)).min(now);
         let changes = held.set_state(index, StageState::Running);
         changes.started_at = Some(took);
@@ -287,7 +287,7 @@ impl Orchestrator {
         if progress <= held.stages[index].progress {
             return Applied::Ignored;
         }
-        self.start(held, index, kind, provider, now);
+        self.start(held, index, kind, provider, now, now);
         let stage = &mut held.stages[index];
         stage.progress = progress;
         let (id, attempt) = (stage.id, stage.attempt);
@@ -342,7 +342,7 @@ impl Orchestrator {
             held.writes.assets.push(asset.clone());
             assets.push(asset);
         }
-        self.start(held, index, kind, provider, now);
+        self.start(held, index, kind, provider, now, now);
         let stage = &mut held.stages[index];
         stage.progress = 1.0;
         let attempt = stage.attempt;
