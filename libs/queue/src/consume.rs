@@ -13,6 +13,7 @@ use lapin::types::FieldTable;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::bounded;
 use crate::topology::Topology;
 
 /// What to do with a delivery once handled.
@@ -120,19 +121,23 @@ where
     Fut: Future<Output = Handled> + Send + 'static,
 {
     let connection = crate::connect(url, name).await?;
-    let channel = connection.create_channel().await?;
-    topology.declare(&channel).await?;
-    channel
-        .basic_qos(prefetch, BasicQosOptions::default())
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
+    let channel = bounded("a new channel", connection.create_channel()).await?;
+    bounded("the topology", topology.declare(&channel)).await?;
+    bounded(
+        "the prefetch",
+        channel.basic_qos(prefetch, BasicQosOptions::default()),
+    )
+    .await?;
+    let mut consumer = bounded(
+        "a consume",
+        channel.basic_consume(
             queue.to_owned().into(),
             "".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
-        )
-        .await?;
+        ),
+    )
+    .await?;
     tracing::info!(queue, prefetch, "consuming");
     let mut in_flight = JoinSet::new();
     let result = loop {
@@ -167,12 +172,22 @@ where
         }
     };
     // Stop new deliveries, then let the ones in flight finish and ack.
-    let _ = channel
-        .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-        .await;
+    let _ = bounded(
+        "a consumer's cancel",
+        channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()),
+    )
+    .await;
     while in_flight.join_next().await.is_some() {}
-    let _ = channel.close(200, "consumer stopped".into()).await;
-    let _ = connection.close(200, "consumer stopped".into()).await;
+    let _ = bounded(
+        "closing a channel",
+        channel.close(200, "consumer stopped".into()),
+    )
+    .await;
+    let _ = bounded(
+        "closing a connection",
+        connection.close(200, "consumer stopped".into()),
+    )
+    .await;
     result
 }
 
@@ -221,10 +236,11 @@ where
 {
     use lapin::options::{QueueBindOptions, QueueDeclareOptions};
     let connection = crate::connect(url, name).await?;
-    let channel = connection.create_channel().await?;
-    topology.declare(&channel).await?;
-    let queue = channel
-        .queue_declare(
+    let channel = bounded("a new channel", connection.create_channel()).await?;
+    bounded("the topology", topology.declare(&channel)).await?;
+    let queue = bounded(
+        "a listener's queue",
+        channel.queue_declare(
             "".into(),
             QueueDeclareOptions {
                 exclusive: true,
@@ -232,19 +248,23 @@ where
                 ..QueueDeclareOptions::default()
             },
             FieldTable::default(),
-        )
-        .await?;
-    channel
-        .queue_bind(
+        ),
+    )
+    .await?;
+    bounded(
+        "a binding",
+        channel.queue_bind(
             queue.name().clone(),
             topology.exchange().into(),
             key.into(),
             QueueBindOptions::default(),
             FieldTable::default(),
-        )
-        .await?;
-    let mut consumer = channel
-        .basic_consume(
+        ),
+    )
+    .await?;
+    let mut consumer = bounded(
+        "a consume",
+        channel.basic_consume(
             queue.name().clone(),
             "".into(),
             BasicConsumeOptions {
@@ -252,8 +272,9 @@ where
                 ..BasicConsumeOptions::default()
             },
             FieldTable::default(),
-        )
-        .await?;
+        ),
+    )
+    .await?;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),

@@ -159,8 +159,9 @@ impl Publisher {
             .with_content_type("application/x-protobuf".into())
             .with_message_id(message.message_id.to_owned().into())
             .with_headers(headers);
-        link.channel
-            .basic_publish(
+        crate::bounded(
+            "a publish",
+            link.channel.basic_publish(
                 self.topology.exchange().into(),
                 message.routing_key.to_owned().into(),
                 BasicPublishOptions {
@@ -169,8 +170,9 @@ impl Publisher {
                 },
                 message.payload,
                 properties,
-            )
-            .await
+            ),
+        )
+        .await
     }
 
     /// Waits for the broker's answer to a sent message.
@@ -180,7 +182,7 @@ impl Publisher {
         sent: Result<PublisherConfirm, lapin::Error>,
     ) -> Result<(), PublishError> {
         let outcome = match sent {
-            Ok(confirm) => confirm.await,
+            Ok(confirm) => crate::bounded("a publisher confirm", confirm).await,
             Err(err) => Err(err),
         };
         match outcome {
@@ -196,11 +198,13 @@ impl Publisher {
 
     async fn open(&self) -> Result<Link, lapin::Error> {
         let connection = crate::connect(&self.url, &self.name).await?;
-        let channel = connection.create_channel().await?;
-        self.topology.declare(&channel).await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        let channel = crate::bounded("a new channel", connection.create_channel()).await?;
+        crate::bounded("the topology", self.topology.declare(&channel)).await?;
+        crate::bounded(
+            "confirm mode",
+            channel.confirm_select(ConfirmSelectOptions::default()),
+        )
+        .await?;
         Ok(Link {
             connection,
             channel,
@@ -213,7 +217,8 @@ impl Publisher {
     /// publishes are in flight on.
     pub async fn queue_depths(&self) -> Result<Vec<QueueDepth>, PublishError> {
         let link = self.link().await?;
-        let channel = match link.connection.create_channel().await {
+        let channel = match crate::bounded("a new channel", link.connection.create_channel()).await
+        {
             Ok(channel) => channel,
             Err(err) => {
                 self.forget(&link).await;
@@ -227,16 +232,18 @@ impl Publisher {
             self.topology.update_queue(),
             self.topology.dead_letter_queue(),
         ] {
-            let declared = channel
-                .queue_declare(
+            let declared = crate::bounded(
+                "a queue's depth",
+                channel.queue_declare(
                     queue.as_str().into(),
                     QueueDeclareOptions {
                         passive: true,
                         ..QueueDeclareOptions::default()
                     },
                     FieldTable::default(),
-                )
-                .await;
+                ),
+            )
+            .await;
             match declared {
                 Ok(found) => depths.push(QueueDepth {
                     queue,
@@ -251,9 +258,16 @@ impl Publisher {
         }
         match failure {
             // The broker closed the channel already.
-            Some(err) => Err(err.into()),
+            Some(err) => {
+                self.forget(&link).await;
+                Err(err.into())
+            }
             None => {
-                let _ = channel.close(200, "queue depths read".into()).await;
+                let _ = crate::bounded(
+                    "closing a channel",
+                    channel.close(200, "queue depths read".into()),
+                )
+                .await;
                 Ok(depths)
             }
         }
