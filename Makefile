@@ -60,7 +60,7 @@ DOCKER_BUILD_ENV = CADENZA_VERSION="$$(awk -F'"' '/^version = /{print $$2; exit}
 	CADENZA_BUILD_TIME="$$(TZ=UTC git show -s --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd HEAD 2>/dev/null)"
 
 up: ## build the images and run the whole system in Docker (studio: http://localhost:8080)
-	@test -f .env || { umask 077; printf 'CADENZA_JWT_SECRET=%s\nCADENZA_URL_SIGNING_KEY=%s\n' "$$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" "$$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')" > .env && echo "wrote .env with two new secrets"; }
+	@scripts/compose-secrets.sh .env
 	$(DOCKER_BUILD_ENV) docker compose up -d --build --wait --wait-timeout 300
 	@echo "Studio: http://localhost:8080  RabbitMQ: http://localhost:15672  MinIO: http://localhost:9001"
 

@@ -150,6 +150,15 @@ refuse "storage.s3.bucket" --set storage.backend=s3
 refuse "storage.backend" --set storage.backend=gcs
 refuse "jwtSecret of at least 32 bytes" --set secrets.create=true
 refuse "not both" --set secrets.create=true --set secrets.existingSecret=mine
+created=(--set secrets.create=true --set postgresql.url=postgres://x --set rabbitmq.url=amqp://x
+  --set secrets.values.jwtSecret=0123456789abcdef0123456789abcdef
+  --set secrets.values.urlSigningKey=0123456789abcdef0123456789abcdef)
+refuse "meshGatewayToProject of at least 32 bytes" "${created[@]}"
+refuse "repeats another mesh secret" "${created[@]}" \
+  --set secrets.values.meshGatewayToProject=same-secret-for-two-links-0123456789 \
+  --set secrets.values.meshGatewayToGeneration=same-secret-for-two-links-0123456789 \
+  --set secrets.values.meshProjectToStorage=project-to-storage-secret-0123456789 \
+  --set secrets.values.meshGenerationToStorage=generation-to-storage-secret-012345
 refuse "issuerRef.name" --set mtls.enabled=true
 refuse "autoscaling needs" --set gateway.autoscaling.targetCPUUtilizationPercentage=0
 refuse "not allowed" --set gateway.replicas=3

@@ -103,7 +103,7 @@ balancing over every ready pod), https:// with mTLS. */}}
 {{- end }}
 
 {{- define "cadenza.tlsSecretName" -}}
-{{- .root.Values.mtls.existingSecret | default (printf "%s-tls" (include "cadenza.componentName" .)) }}
+{{- index .root.Values.mtls.existingSecrets .component | default (printf "%s-tls" (include "cadenza.componentName" .)) }}
 {{- end }}
 
 {{/* Whether the internal plain-text health port is on for this component. */}}
@@ -208,6 +208,17 @@ data:
 {{- if lt (len $v.secrets.values.urlSigningKey) 32 }}
 {{- fail "secrets.create needs secrets.values.urlSigningKey of at least 32 bytes" }}
 {{- end }}
+{{- $seen := dict }}
+{{- range $name := include "cadenza.meshSecretValues" $ | splitList " " }}
+{{- $value := index $v.secrets.values $name }}
+{{- if lt (len $value) 32 }}
+{{- fail (printf "secrets.create needs secrets.values.%s of at least 32 bytes (one secret per link of the mesh)" $name) }}
+{{- end }}
+{{- if hasKey $seen $value }}
+{{- fail (printf "secrets.values.%s repeats another mesh secret: each link needs its own" $name) }}
+{{- end }}
+{{- $_ := set $seen $value true }}
+{{- end }}
 {{- if not $v.postgresql.url }}
 {{- fail "secrets.create needs postgresql.url" }}
 {{- end }}
@@ -216,10 +227,17 @@ data:
 {{- end }}
 {{- end }}
 {{- if $v.mtls.enabled }}
-{{- if and (not $v.mtls.existingSecret) (not $v.mtls.certManager.enabled) }}
-{{- fail "mtls.enabled needs mtls.certManager.enabled (with an issuerRef) or mtls.existingSecret" }}
+{{- if and (not $v.mtls.existingSecrets) (not $v.mtls.certManager.enabled) }}
+{{- fail "mtls.enabled needs mtls.certManager.enabled (with an issuerRef) or mtls.existingSecrets" }}
 {{- end }}
-{{- if and (not $v.mtls.existingSecret) (not $v.mtls.certManager.issuerRef.name) }}
+{{- if $v.mtls.existingSecrets }}
+{{- range $component := splitList " " (include "cadenza.components" .) }}
+{{- if not (index $v.mtls.existingSecrets $component) }}
+{{- fail (printf "mtls.existingSecrets needs a Secret for every service: %s is missing (each service its own certificate)" $component) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and (not $v.mtls.existingSecrets) (not $v.mtls.certManager.issuerRef.name) }}
 {{- fail "mtls.certManager needs mtls.certManager.issuerRef.name (a cert-manager CA Issuer or ClusterIssuer)" }}
 {{- end }}
 {{- end }}
@@ -235,4 +253,9 @@ data:
 {{- if and $v.ingress.enabled (not $v.ingress.hosts) }}
 {{- fail "ingress.enabled needs at least one host in ingress.hosts" }}
 {{- end }}
+{{- end }}
+
+{{/* The values of the mesh's link secrets, one per link (docs/security.md). */}}
+{{- define "cadenza.meshSecretValues" -}}
+meshGatewayToProject meshGatewayToGeneration meshProjectToStorage meshGenerationToStorage
 {{- end }}

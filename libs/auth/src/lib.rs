@@ -1,5 +1,7 @@
 #![doc = include_str!("../README.md")]
 
+pub mod mesh;
+
 use chrono::{DateTime, Duration, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use secrecy::{ExposeSecret, SecretString};

@@ -6,6 +6,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
+use cadenza_auth::mesh::Service;
+use cadenza_config::{ExposeSecret, SecretString};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -33,6 +35,13 @@ pub struct MeshConfig {
 pub struct Mesh {
     pub gateway_addr: SocketAddr,
     pub storage_http_addr: SocketAddr,
+    /// The internal services' gRPC ports (tests call them directly, as an
+    /// intruder inside the network would).
+    pub project_addr: SocketAddr,
+    pub generation_addr: SocketAddr,
+    pub storage_addr: SocketAddr,
+    /// The secrets the services sign their calls to each other with.
+    pub secrets: MeshSecrets,
     shutdown: CancellationToken,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
@@ -78,12 +87,15 @@ impl Mesh {
             }
         };
         let storage_grpc = loopback().await?;
+        let storage_addr = storage_grpc.local_addr()?;
         let storage_http = TcpListener::bind(config.storage_http_addr)
             .await
             .context("binding the storage HTTP port")?;
         let storage_http_addr = storage_http.local_addr()?;
         let project_grpc = loopback().await?;
+        let project_addr = project_grpc.local_addr()?;
         let generation_grpc = loopback().await?;
+        let generation_addr = generation_grpc.local_addr()?;
         let gateway = TcpListener::bind(config.gateway_addr)
             .await
             .with_context(|| format!("binding the gateway to {}", config.gateway_addr))?;
@@ -120,17 +132,21 @@ impl Mesh {
         // The gateway verifies what `project` signs: in one process they share
         // one key, random unless configured.
         if dev_mode && env.optional("CADENZA_JWT_SECRET").is_none() {
-            use cadenza_config::ExposeSecret;
             env.set(
                 "CADENZA_JWT_SECRET",
                 cadenza_auth::random_secret().expose_secret(),
             );
         }
+        let secrets = MeshSecrets::random();
+        secrets.configure(&mut env, Service::Storage);
         let storage_config = cadenza_storage::Config::from_env(&mut env, dev_mode);
+        secrets.configure(&mut env, Service::Project);
         let mut project_config = cadenza_project::Config::from_env(&mut env);
         // Four services share one machine's connections: keep the pool modest.
         project_config.db_pool_size = project_config.db_pool_size.min(10);
+        secrets.configure(&mut env, Service::Generation);
         let generation_config = cadenza_generation::Config::from_env(&mut env);
+        secrets.configure(&mut env, Service::Gateway);
         let gateway_config = cadenza_gateway::Config::from_env(&mut env);
         env.finish()?;
 
@@ -179,6 +195,10 @@ impl Mesh {
         Ok(Self {
             gateway_addr,
             storage_http_addr,
+            project_addr,
+            generation_addr,
+            storage_addr,
+            secrets,
             shutdown,
             tasks,
         })
@@ -210,6 +230,66 @@ impl Mesh {
             if let Ok((name, Err(err))) = joined {
                 tracing::warn!(service = name, error = %format!("{err:#}"), "service stopped with an error");
             }
+        }
+    }
+}
+
+/// The mesh secrets of one runner: a random secret per link, made at
+/// start-up. They never leave the process, so whatever the environment holds
+/// for `CADENZA_MESH_*_SECRET` is replaced: each service gets the secrets of
+/// its own links, as separate deployments would.
+#[derive(Clone)]
+pub struct MeshSecrets {
+    links: Vec<((Service, Service), SecretString)>,
+}
+
+impl std::fmt::Debug for MeshSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MeshSecrets(..)")
+    }
+}
+
+impl MeshSecrets {
+    /// A fresh random secret for every link.
+    pub fn random() -> Self {
+        Self {
+            links: cadenza_auth::mesh::LINKS
+                .into_iter()
+                .map(|link| (link, cadenza_auth::random_secret()))
+                .collect(),
+        }
+    }
+
+    /// The secret of calls from `caller` to `callee`, if they are a link.
+    pub fn of(&self, caller: Service, callee: Service) -> Option<&SecretString> {
+        self.links
+            .iter()
+            .find(|(link, _)| *link == (caller, callee))
+            .map(|(_, secret)| secret)
+    }
+
+    /// The variables `service` is given: the secret of each of its links.
+    pub fn variables(&self, service: Service) -> Vec<(String, String)> {
+        self.links
+            .iter()
+            .filter(|((caller, callee), _)| *caller == service || *callee == service)
+            .map(|((caller, callee), secret)| {
+                (
+                    cadenza_auth::mesh::link_variable(*caller, *callee),
+                    secret.expose_secret().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    /// Sets the variables as `service` reads them, and blanks those of links
+    /// it is no end of (one environment configures all four in turn).
+    fn configure(&self, env: &mut cadenza_config::Env, service: Service) {
+        for (caller, callee) in cadenza_auth::mesh::LINKS {
+            env.set(&cadenza_auth::mesh::link_variable(caller, callee), "");
+        }
+        for (variable, value) in self.variables(service) {
+            env.set(&variable, value);
         }
     }
 }

@@ -22,6 +22,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use cadenza_auth::mesh::{AssertionSigner, Credential, Role, Service as MeshService, User};
 use cadenza_db::testing::TestDatabase;
 use cadenza_mesh::testing::{admin_token_in, authed, finished_state};
 use cadenza_proto::v1::{self, project_service_client::ProjectServiceClient};
@@ -255,8 +256,15 @@ async fn services_talk_over_mutual_tls_and_refuse_everyone_else() {
     let rogue_ca = Ca::new("someone else's CA");
     let names = ["gateway", "project", "generation", "storage"];
     let mut tls_env: HashMap<&str, [(String, String); 3]> = HashMap::new();
+    let mut pems: HashMap<&str, Pem> = HashMap::new();
     for name in names {
-        let pem = ca.issue(&format!("cadenza-{name}"), &["localhost"], BOTH_WAYS);
+        // The host name clients dial, and the name that says which service it is.
+        let identity = format!("{name}.identity.cadenza.internal");
+        let pem = ca.issue(
+            &format!("cadenza-{name}"),
+            &["localhost", &identity],
+            BOTH_WAYS,
+        );
         tls_env.insert(
             name,
             [
@@ -271,7 +279,9 @@ async fn services_talk_over_mutual_tls_and_refuse_everyone_else() {
                 ("CADENZA_TLS_CA_FILE".to_owned(), ca_file.clone()),
             ],
         );
+        pems.insert(name, pem);
     }
+    let secrets = cadenza_mesh::MeshSecrets::random();
     let good_client = ca.issue(
         "test-client",
         &["localhost"],
@@ -320,6 +330,7 @@ async fn services_talk_over_mutual_tls_and_refuse_everyone_else() {
         env.insert(format!("CADENZA_{upper}_ADDR"), addr(grpc));
         env.insert(format!("CADENZA_{upper}_ADMIN_ADDR"), addr(admin));
         env.extend(tls_env[name].iter().cloned());
+        env.extend(secrets.variables(name.parse().expect("a service")));
         if name != "gateway" {
             env.insert("CADENZA_HEALTH_ADDR".to_owned(), addr(health));
         }
@@ -444,6 +455,74 @@ async fn services_talk_over_mutual_tls_and_refuse_everyone_else() {
         );
     }
 
+    // Each service is who its certificate says, and no one else: with the
+    // gateway's real assertion, only the gateway's certificate is answered.
+    let project_url = format!("https://localhost:{}", ports["project"].0);
+    let gateway_signer = AssertionSigner::new(MeshService::Gateway)
+        .with_link(
+            MeshService::Project,
+            secrets
+                .of(MeshService::Gateway, MeshService::Project)
+                .expect("a link"),
+        )
+        .expect("signer");
+    let as_user = User {
+        subject: "mtls".into(),
+        role: Role::User,
+        credential: Credential::DevToken,
+    };
+    let list_as = |identity: Option<&Pem>, assertion: Option<String>| {
+        let tls = client_tls(&ca.pem, identity);
+        let url = project_url.clone();
+        async move {
+            let channel = Endpoint::from_shared(url)
+                .expect("url")
+                .tls_config(tls)
+                .expect("tls")
+                .connect()
+                .await
+                .expect("connect");
+            let mut request = tonic::Request::new(v1::ListProjectsRequest::default());
+            if let Some(token) = assertion {
+                request.metadata_mut().insert(
+                    cadenza_auth::mesh::ASSERTION_HEADER,
+                    token.parse().expect("ascii"),
+                );
+            }
+            ProjectServiceClient::new(channel)
+                .list_projects(request)
+                .await
+        }
+    };
+    let assertion = || {
+        Some(
+            gateway_signer
+                .sign(MeshService::Project, Some(&as_user), None)
+                .expect("sign"),
+        )
+    };
+    list_as(Some(&pems["gateway"]), assertion())
+        .await
+        .unwrap_or_else(|status| panic!("the gateway's certificate and assertion: {status:?}"));
+    for (who, identity) in [
+        ("generation's certificate", Some(&pems["generation"])),
+        ("storage's certificate", Some(&pems["storage"])),
+        ("a certificate naming no service", Some(&good_client)),
+    ] {
+        let refused = list_as(identity, assertion())
+            .await
+            .expect_err("a certificate of the wrong service");
+        assert_eq!(
+            refused.code(),
+            tonic::Code::PermissionDenied,
+            "{who}: {refused:?}"
+        );
+    }
+    let refused = list_as(Some(&pems["gateway"]), None)
+        .await
+        .expect_err("no assertion");
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated, "{refused:?}");
+
     // A song through the gateway's plain public port: gateway → project →
     // RabbitMQ → generation → storage, all internal calls over mutual TLS.
     let gateway = Channel::from_shared(format!("http://127.0.0.1:{}", ports["gateway"].0))
@@ -547,7 +626,18 @@ async fn services_talk_over_mutual_tls_and_refuse_everyone_else() {
 async fn the_in_process_mesh_runs_over_mutual_tls() {
     let dir = tempfile::tempdir().expect("temp dir");
     let ca = Ca::new("cadenza test CA");
-    let pem = ca.issue("cadenza-mesh", &["127.0.0.1"], BOTH_WAYS);
+    // One process is all four services: its certificate names each of them.
+    let pem = ca.issue(
+        "cadenza-mesh",
+        &[
+            "127.0.0.1",
+            "gateway.identity.cadenza.internal",
+            "project.identity.cadenza.internal",
+            "generation.identity.cadenza.internal",
+            "storage.identity.cadenza.internal",
+        ],
+        BOTH_WAYS,
+    );
     let mut env = cadenza_config::Env::default();
     for (variable, name, contents) in [
         ("CADENZA_TLS_CERT_FILE", "tls.crt", &pem.cert),

@@ -277,6 +277,7 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
         ),
     ]);
     let addr = |port: u16| format!("127.0.0.1:{port}");
+    let secrets = cadenza_mesh::MeshSecrets::random();
     let mut services = Vec::new();
     for (name, grpc_var, admin_var) in [
         (
@@ -301,11 +302,13 @@ async fn metrics_logs_and_versions_of_four_real_processes_follow_one_song() {
         ),
     ] {
         let (grpc, admin) = ports[name];
+        let links = secrets.variables(name.parse().expect("a service"));
         let mut own = vec![
             (grpc_var, addr(grpc)),
             (admin_var, addr(admin)),
             ("CADENZA_WEB_DIR", String::new()),
         ];
+        own.extend(links.iter().map(|(k, v)| (k.as_str(), v.clone())));
         if name == "storage" {
             own.push(("CADENZA_STORAGE_HTTP_ADDR", addr(storage_http)));
             own.push((

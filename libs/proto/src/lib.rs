@@ -12,6 +12,24 @@ pub mod v1 {
 /// The encoded `FileDescriptorSet` of every Cadenza proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("cadenza_descriptor");
 
+/// The encoded `FileDescriptorSet` of the public API only: every file but the
+/// internal ones (`cadenza/v1/internal_*.proto`: storage, the queue envelope,
+/// credential checks), and without `dev.proto` unless `with_dev` (the gateway
+/// serves `DevService` only in dev mode). What the public gateway's reflection
+/// answers from, so it names no internal service or message.
+pub fn public_descriptor_set(with_dev: bool) -> Vec<u8> {
+    use prost::Message;
+    let Ok(mut set) = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET) else {
+        // The set is compiled in: it decodes, or the build is broken.
+        return Vec::new();
+    };
+    set.file.retain(|file| {
+        let name = file.name();
+        !name.starts_with("cadenza/v1/internal_") && (with_dev || name != "cadenza/v1/dev.proto")
+    });
+    set.encode_to_vec()
+}
+
 pub use prost;
 pub use prost_types;
 

@@ -148,6 +148,7 @@ pub fn balanced_channel(
     refresh: Duration,
     resolver: Resolver,
     shutdown: CancellationToken,
+    credentials: crate::tls::Credentials,
 ) -> anyhow::Result<TracedChannel> {
     let target = Target::parse(url, tls)?;
     let (channel, changes) = Channel::balance_channel(CHANGE_CAPACITY);
@@ -158,7 +159,7 @@ pub fn balanced_channel(
             () = follow(target, resolver, refresh, changes.clone()) => {}
         }
     });
-    Ok(cadenza_telemetry::grpc::traced(channel))
+    Ok(cadenza_telemetry::grpc::traced_with(channel, credentials))
 }
 
 /// Looks the host up every `refresh` (every second while nothing is known) and
@@ -315,6 +316,7 @@ mod tests {
                 Duration::from_secs(30),
                 resolver.clone(),
                 token.clone(),
+                None,
             )
         };
         assert!(plain("http://cadenza-project-headless:50061").is_ok());

@@ -3,12 +3,14 @@
 pub mod balance;
 pub mod health;
 pub mod listeners;
+pub mod mesh_auth;
 pub mod status;
 pub mod tls;
 pub mod version;
 
 pub use health::{Dependency, Health, Probe, probe};
 pub use listeners::{Listeners, bind, spawn_admin, spawn_health};
+pub use mesh_auth::MeshAuth;
 pub use tls::MeshTls;
 pub use version::version_service;
 
@@ -17,7 +19,8 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-/// Server reflection, v1 and v1alpha (clients differ in which they ask for).
+/// Server reflection, v1 and v1alpha (clients differ in which they ask for),
+/// over every Cadenza proto: for the internal services.
 pub fn reflection() -> anyhow::Result<(
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
@@ -26,12 +29,28 @@ pub fn reflection() -> anyhow::Result<(
         impl tonic_reflection::server::v1alpha::ServerReflection,
     >,
 )> {
+    reflection_of(cadenza_proto::FILE_DESCRIPTOR_SET)
+}
+
+/// Server reflection over the files in `descriptors` (an encoded
+/// `FileDescriptorSet`) and `grpc.health.v1`: the public gateway passes
+/// [`cadenza_proto::public_descriptor_set`], so it describes no internal service.
+pub fn reflection_of(
+    descriptors: &[u8],
+) -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+)> {
     let v1 = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cadenza_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(descriptors)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
     let v1alpha = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(cadenza_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(descriptors)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     Ok((v1, v1alpha))

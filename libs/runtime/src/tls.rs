@@ -275,9 +275,11 @@ impl MeshTls {
         })
     }
 
-    /// A lazy, traced channel to another service (`url` as configured).
-    pub fn channel(&self, url: &str) -> anyhow::Result<TracedChannel> {
-        cadenza_telemetry::grpc::lazy_channel(url, self.client_config())
+    /// A lazy, traced channel to another service (`url` as configured), each
+    /// call stamped by `credentials` (the mesh assertion; see
+    /// [`crate::mesh_auth::MeshAuth::credentials`]).
+    pub fn channel(&self, url: &str, credentials: Credentials) -> anyhow::Result<TracedChannel> {
+        cadenza_telemetry::grpc::lazy_channel_with(url, self.client_config(), credentials)
     }
 
     /// A channel to another service (`url` as configured): with `balance_refresh`
@@ -289,6 +291,7 @@ impl MeshTls {
         url: &str,
         balance_refresh: Option<Duration>,
         shutdown: &tokio_util::sync::CancellationToken,
+        credentials: Credentials,
     ) -> anyhow::Result<TracedChannel> {
         match balance_refresh {
             Some(refresh) if !refresh.is_zero() => crate::balance::balanced_channel(
@@ -297,8 +300,9 @@ impl MeshTls {
                 refresh,
                 crate::balance::dns(),
                 shutdown.clone(),
+                credentials,
             ),
-            _ => self.channel(url),
+            _ => self.channel(url, credentials),
         }
     }
 
@@ -306,14 +310,23 @@ impl MeshTls {
     /// found behind a name), checking the server's certificate against
     /// `server_name`, the name that was resolved: certificates name services,
     /// not pod addresses.
-    pub fn channel_named(&self, url: &str, server_name: &str) -> anyhow::Result<TracedChannel> {
-        cadenza_telemetry::grpc::lazy_channel(
+    pub fn channel_named(
+        &self,
+        url: &str,
+        server_name: &str,
+        credentials: Credentials,
+    ) -> anyhow::Result<TracedChannel> {
+        cadenza_telemetry::grpc::lazy_channel_with(
             url,
             self.client_config()
                 .map(|config| config.domain_name(server_name)),
+            credentials,
         )
     }
 }
+
+/// What a channel stamps on each call to prove its caller, if anything.
+pub type Credentials = Option<Arc<dyn cadenza_telemetry::grpc::CallCredentials>>;
 
 /// rustls picks its cryptography provider by itself only when exactly one is
 /// compiled in; reqwest's rustls brings aws-lc-rs beside tonic's ring, so ring
@@ -491,7 +504,8 @@ mod tests {
         tonic::transport::Server::builder()
             .tls_config(tls.server_config().expect("server"))
             .expect("server TLS");
-        tls.channel("https://localhost:1").expect("client TLS");
+        tls.channel("https://localhost:1", None)
+            .expect("client TLS");
     }
 
     #[test]
@@ -569,11 +583,15 @@ mod tests {
         let pki = Pki::new();
         let mut env = pki.env("tls.crt", "tls.key", "ca.crt");
         let tls = MeshTls::from_env(&mut env);
-        assert!(tls.channel("http://localhost:1").is_err());
-        assert!(MeshTls::plain().channel("https://localhost:1").is_err());
-        assert!(MeshTls::plain().channel("http://localhost:1").is_ok());
+        assert!(tls.channel("http://localhost:1", None).is_err());
         assert!(
-            tls.channel_named("https://127.0.0.1:1", "localhost")
+            MeshTls::plain()
+                .channel("https://localhost:1", None)
+                .is_err()
+        );
+        assert!(MeshTls::plain().channel("http://localhost:1", None).is_ok());
+        assert!(
+            tls.channel_named("https://127.0.0.1:1", "localhost", None)
                 .is_ok()
         );
     }

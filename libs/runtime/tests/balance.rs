@@ -103,6 +103,7 @@ async fn follows_the_resolver(tls: MeshTls, host: &str) {
         REFRESH,
         dns.resolver(),
         shutdown.clone(),
+        None,
     )
     .expect("balanced channel");
 

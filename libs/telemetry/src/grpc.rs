@@ -182,9 +182,34 @@ pub fn inject(metadata: &mut MetadataMap) {
     }
 }
 
-/// Client interceptor passing the trace context on with every call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct TraceInterceptor;
+/// What a client attaches to each call to prove who is calling (gRPC's "call
+/// credentials"): the mesh's signed assertions, for instance. Called for every
+/// call; metadata the call already carries must be left as it is, so a caller
+/// acting for a user can set its own.
+pub trait CallCredentials: Send + Sync {
+    fn apply(&self, metadata: &mut MetadataMap) -> Result<(), tonic::Status>;
+}
+
+/// Client interceptor passing the trace context on with every call, and the
+/// channel's call credentials when it has any.
+#[derive(Clone, Default)]
+pub struct TraceInterceptor {
+    credentials: Option<std::sync::Arc<dyn CallCredentials>>,
+}
+
+impl std::fmt::Debug for TraceInterceptor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceInterceptor")
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
+}
+
+impl TraceInterceptor {
+    pub fn with_credentials(credentials: Option<std::sync::Arc<dyn CallCredentials>>) -> Self {
+        Self { credentials }
+    }
+}
 
 impl tonic::service::Interceptor for TraceInterceptor {
     fn call(
@@ -192,6 +217,9 @@ impl tonic::service::Interceptor for TraceInterceptor {
         mut request: tonic::Request<()>,
     ) -> Result<tonic::Request<()>, tonic::Status> {
         inject(request.metadata_mut());
+        if let Some(credentials) = &self.credentials {
+            credentials.apply(request.metadata_mut())?;
+        }
         Ok(request)
     }
 }
@@ -212,7 +240,16 @@ pub fn lazy_channel(
     url: &str,
     tls: Option<tonic::transport::ClientTlsConfig>,
 ) -> anyhow::Result<TracedChannel> {
-    Ok(traced(endpoint(url, tls)?.connect_lazy()))
+    lazy_channel_with(url, tls, None)
+}
+
+/// [`lazy_channel`], each call stamped by `credentials`.
+pub fn lazy_channel_with(
+    url: &str,
+    tls: Option<tonic::transport::ClientTlsConfig>,
+    credentials: Option<std::sync::Arc<dyn CallCredentials>>,
+) -> anyhow::Result<TracedChannel> {
+    Ok(traced_with(endpoint(url, tls)?.connect_lazy(), credentials))
 }
 
 /// The endpoint [`lazy_channel`] dials: `url` with the timeouts, HTTP/2 windows,
@@ -253,5 +290,16 @@ pub fn endpoint(
 
 /// `channel` with the trace interceptor applied.
 pub fn traced(channel: tonic::transport::Channel) -> TracedChannel {
-    tonic::service::interceptor::InterceptedService::new(channel, TraceInterceptor)
+    tonic::service::interceptor::InterceptedService::new(channel, TraceInterceptor::default())
+}
+
+/// `channel` with the trace interceptor and these call credentials applied.
+pub fn traced_with(
+    channel: tonic::transport::Channel,
+    credentials: Option<std::sync::Arc<dyn CallCredentials>>,
+) -> TracedChannel {
+    tonic::service::interceptor::InterceptedService::new(
+        channel,
+        TraceInterceptor::with_credentials(credentials),
+    )
 }

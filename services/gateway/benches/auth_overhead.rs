@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cadenza_auth::{TokenKeys, random_secret};
+use cadenza_gateway::access::{AccessLayer, Authentication, Gate};
 use cadenza_gateway::auth::Caller;
 use cadenza_gateway::key_cache::KeyCache;
 use cadenza_gateway::limits::{Limits, LimitsConfig};
-use cadenza_gateway::proxy::{Authentication, Proxy};
+use cadenza_gateway::proxy::Proxy;
 use cadenza_proto::v1::{
     self, usage_service_client::UsageServiceClient, usage_service_server::UsageService,
     usage_service_server::UsageServiceServer,
@@ -64,11 +65,17 @@ where
     addr
 }
 
-fn gateway(upstream: SocketAddr, keys: &TokenKeys, authentication: Authentication) -> Proxy {
+/// A gateway serving `UsageService` in front of `upstream`, admitting calls as
+/// the real one does (the access layer) with `authentication`.
+async fn gateway(
+    upstream: SocketAddr,
+    keys: &TokenKeys,
+    authentication: Authentication,
+) -> SocketAddr {
     let channel = cadenza_telemetry::grpc::lazy_channel(&format!("http://{upstream}"), None)
         .expect("channel");
     let unlimited = 1_000_000_000;
-    Proxy {
+    let gate = Gate {
         authentication,
         keys: keys.clone(),
         dev_mode: false,
@@ -78,17 +85,31 @@ fn gateway(upstream: SocketAddr, keys: &TokenKeys, authentication: Authenticatio
             anonymous_per_minute: unlimited,
             address_per_minute: unlimited,
         }),
+        key_cache: Arc::new(KeyCache::new(Duration::from_secs(30))),
+        credentials: v1::credential_service_client::CredentialServiceClient::new(channel.clone()),
+    };
+    let proxy = Proxy {
+        mesh: cadenza_auth::mesh::AssertionSigner::new(cadenza_auth::mesh::Service::Gateway)
+            .with_link(cadenza_auth::mesh::Service::Project, &random_secret())
+            .expect("mesh signer"),
         auth: v1::auth_service_client::AuthServiceClient::new(channel.clone()),
         api_keys: v1::api_key_service_client::ApiKeyServiceClient::new(channel.clone()),
         admin: v1::admin_service_client::AdminServiceClient::new(channel.clone()),
         usage: v1::usage_service_client::UsageServiceClient::new(channel.clone()),
         shares: v1::share_service_client::ShareServiceClient::new(channel.clone()),
-        credentials: v1::credential_service_client::CredentialServiceClient::new(channel.clone()),
-        key_cache: Arc::new(KeyCache::new(Duration::from_secs(30))),
         projects: v1::project_service_client::ProjectServiceClient::new(channel.clone()),
         tracks: v1::track_service_client::TrackServiceClient::new(channel.clone()),
         assets: v1::asset_service_client::AssetServiceClient::new(channel),
-    }
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .layer(AccessLayer::new(gate))
+            .add_service(UsageServiceServer::new(proxy))
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener)),
+    );
+    addr
 }
 
 async fn client(addr: SocketAddr) -> UsageServiceClient<Channel> {
@@ -129,21 +150,16 @@ async fn main() {
         .issue_with_role(SUBJECT, Some("user"), chrono::Duration::minutes(15))
         .expect("token");
     let upstream = serve(UsageServiceServer::new(Upstream)).await;
-    let on = serve(UsageServiceServer::new(gateway(
-        upstream,
-        &keys,
-        Authentication::Verify,
-    )))
-    .await;
-    let off = serve(UsageServiceServer::new(gateway(
+    let on = gateway(upstream, &keys, Authentication::Verify).await;
+    let off = gateway(
         upstream,
         &keys,
         Authentication::Off(Caller {
             subject: SUBJECT.into(),
-            role: "user".into(),
-            scopes: None,
+            role: cadenza_auth::mesh::Role::User,
+            credential: cadenza_auth::mesh::Credential::Session,
         }),
-    )))
+    )
     .await;
     let (mut with_auth, mut without_auth) = (client(on).await, client(off).await);
     // Warm both paths (connections, allocator, caches).

@@ -1,27 +1,16 @@
 //! Authenticating callers and forwarding their identity.
 
+use cadenza_auth::mesh::{AssertionSigner, Credential, Role, Scope, Service};
 use cadenza_auth::{AuthError, TokenKeys};
 use cadenza_proto::v1;
 use cadenza_runtime::status;
-use tonic::metadata::MetadataValue;
 use tonic::{Request, Status};
 
-/// Set on every upstream request; `project` trusts only the gateway to set it.
-pub const SUBJECT_HEADER: &str = "x-cadenza-subject";
-/// Set on sign-in calls: the client's address, for the sign-in throttle.
-pub const CLIENT_ADDRESS_HEADER: &str = "x-cadenza-client-address";
+/// Who a verified credential speaks for: the same record the gateway signs
+/// into each upstream call's assertion.
+pub type Caller = cadenza_auth::mesh::User;
 
-/// Who a verified token speaks for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub subject: String,
-    /// `viewer`, `user` or `admin`.
-    pub role: String,
-    /// An API key's scopes; `None` for a signed-in session (everything its role allows).
-    pub scopes: Option<Vec<v1::ApiKeyScope>>,
-}
-
-fn missing_scope(scope: &str) -> Status {
+pub(crate) fn missing_scope(scope: &str) -> Status {
     status::with_reason(
         tonic::Code::PermissionDenied,
         "API_KEY_SCOPE",
@@ -29,36 +18,46 @@ fn missing_scope(scope: &str) -> Status {
     )
 }
 
-impl Caller {
-    pub fn may_read(&self) -> Result<(), Status> {
-        match &self.scopes {
-            Some(scopes) if !scopes.contains(&v1::ApiKeyScope::Read) => Err(missing_scope("read")),
-            _ => Ok(()),
+/// What a caller may do, judged from its credential.
+pub trait Permissions {
+    /// Reading (an API key needs the `read` scope).
+    fn may_read(&self) -> Result<(), Status>;
+    /// Viewers read; everything that creates, changes or generates is
+    /// refused, and an API key needs the `generate` scope for it.
+    fn may_write(&self) -> Result<(), Status>;
+    /// Administrators only (`project` checks the role again in its
+    /// database, where a change takes effect at once).
+    fn is_admin(&self) -> Result<(), Status>;
+    /// Managing API keys takes a signed-in session: a key cannot mint keys.
+    fn is_session(&self) -> Result<(), Status>;
+}
+
+impl Permissions for Caller {
+    fn may_read(&self) -> Result<(), Status> {
+        if self.has_scope(Scope::Read) {
+            Ok(())
+        } else {
+            Err(missing_scope("read"))
         }
     }
 
-    /// Viewers read; everything that creates, changes or generates is refused,
-    /// and an API key needs the `generate` scope for it.
-    pub fn may_write(&self) -> Result<(), Status> {
-        if self.role == "viewer" {
+    fn may_write(&self) -> Result<(), Status> {
+        if self.role == Role::Viewer {
             return Err(status::with_reason(
                 tonic::Code::PermissionDenied,
                 "VIEWER_READ_ONLY",
                 "your account can view songs but not create or change them",
             ));
         }
-        match &self.scopes {
-            Some(scopes) if !scopes.contains(&v1::ApiKeyScope::Generate) => {
-                Err(missing_scope("generate"))
-            }
-            _ => Ok(()),
+        if self.has_scope(Scope::Generate) {
+            Ok(())
+        } else {
+            Err(missing_scope("generate"))
         }
     }
 
-    /// Administrators only (`project` checks the role again in its database,
-    /// where a change takes effect at once).
-    pub fn is_admin(&self) -> Result<(), Status> {
-        if self.role != "admin" {
+    fn is_admin(&self) -> Result<(), Status> {
+        if self.role != Role::Admin {
             return Err(status::with_reason(
                 tonic::Code::PermissionDenied,
                 "ADMIN_ONLY",
@@ -68,9 +67,8 @@ impl Caller {
         Ok(())
     }
 
-    /// Managing API keys takes a signed-in session: a key cannot mint keys.
-    pub fn is_session(&self) -> Result<(), Status> {
-        if self.scopes.is_some() {
+    fn is_session(&self) -> Result<(), Status> {
+        if matches!(self.credential, Credential::ApiKey { .. }) {
             return Err(status::with_reason(
                 tonic::Code::PermissionDenied,
                 "SESSION_REQUIRED",
@@ -81,37 +79,34 @@ impl Caller {
     }
 }
 
-/// The bearer credential of a request: an access token or an API key.
-pub fn bearer<T>(request: &Request<T>) -> Result<&str, Status> {
-    let header = request.metadata().get("authorization").ok_or_else(|| {
-        status::unauthenticated("sign in first: send `authorization: Bearer <token>`")
-    })?;
-    header
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
+/// An API key's scopes as `project` reports them.
+pub fn scopes_of(scopes: &[i32]) -> Vec<Scope> {
+    scopes
+        .iter()
+        .filter_map(|s| match v1::ApiKeyScope::try_from(*s).ok()? {
+            v1::ApiKeyScope::Read => Some(Scope::Read),
+            v1::ApiKeyScope::Generate => Some(Scope::Generate),
+            v1::ApiKeyScope::Admin => Some(Scope::Admin),
+            v1::ApiKeyScope::Unspecified => None,
         })
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| status::unauthenticated("the authorization header must be `Bearer <token>`"))
+        .collect()
 }
 
 /// The caller an access token names. Tokens without a role are dev tokens:
 /// accepted only in dev mode.
 pub fn verify_token(keys: &TokenKeys, dev_mode: bool, token: &str) -> Result<Caller, Status> {
     match keys.verify(token) {
-        Ok(claims) => match claims.role {
-            Some(role) => Ok(Caller {
+        Ok(claims) => match claims.role.as_deref().map(Role::parse) {
+            Some(Some(role)) => Ok(Caller {
                 subject: claims.sub,
                 role,
-                scopes: None,
+                credential: Credential::Session,
             }),
+            Some(None) => Err(status::unauthenticated("the access token is not valid")),
             None if dev_mode => Ok(Caller {
                 subject: claims.sub,
-                role: "user".into(),
-                scopes: None,
+                role: Role::User,
+                credential: Credential::DevToken,
             }),
             None => Err(status::unauthenticated(
                 "dev tokens are accepted only in dev mode; sign in with an account",
@@ -124,19 +119,23 @@ pub fn verify_token(keys: &TokenKeys, dev_mode: bool, token: &str) -> Result<Cal
     }
 }
 
-/// A fresh upstream request carrying only the message, the verified subject and
-/// the client's address (for the audit log).
+/// A fresh request to `project` carrying only the message and an assertion,
+/// signed here, of the caller (if any) and the client's address (for the
+/// audit log and the sign-in throttle). Nothing the client sent but the
+/// message goes upstream.
 pub fn upstream<T>(
-    subject: &str,
+    signer: &AssertionSigner,
+    caller: Option<&Caller>,
     address: Option<std::net::IpAddr>,
     message: T,
 ) -> Result<Request<T>, Status> {
     let mut request = Request::new(message);
-    let value = MetadataValue::try_from(subject)
-        .map_err(|_| status::unauthenticated("the access token is not valid"))?;
-    request.metadata_mut().insert(SUBJECT_HEADER, value);
-    if let Some(value) = address.and_then(|ip| MetadataValue::try_from(ip.to_string()).ok()) {
-        request.metadata_mut().insert(CLIENT_ADDRESS_HEADER, value);
-    }
+    cadenza_runtime::mesh_auth::assert_for(
+        signer,
+        Service::Project,
+        caller,
+        address,
+        request.metadata_mut(),
+    )?;
     Ok(request)
 }

@@ -25,6 +25,10 @@ pub struct Config {
     /// Mutual TLS towards project and generation (`CADENZA_TLS_*`); the
     /// gateway's own port stays plain, TLS for the public ends at the ingress.
     pub tls: cadenza_runtime::MeshTls,
+    /// Signs the assertion every upstream call carries
+    /// (`CADENZA_MESH_GATEWAY_TO_PROJECT_SECRET`,
+    /// `CADENZA_MESH_GATEWAY_TO_GENERATION_SECRET`).
+    pub mesh: cadenza_runtime::MeshAuth,
     pub dev_mode: bool,
     /// No active secret only in dev mode: a random key is made at start-up.
     pub jwt: JwtSecrets,
@@ -50,6 +54,7 @@ impl Config {
             balance_refresh: cadenza_runtime::balance::refresh_from_env(env),
             generation_url: tls.internal_url(env, "CADENZA_GENERATION_URL", DEFAULT_GENERATION_URL),
             tls,
+            mesh: cadenza_runtime::MeshAuth::from_env(env, cadenza_auth::mesh::Service::Gateway),
             dev_mode,
             jwt,
             limits: crate::limits::LimitsConfig::from_env(env),

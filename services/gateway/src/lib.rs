@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod access;
 pub mod auth;
 pub mod config;
 pub mod key_cache;
@@ -12,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use cadenza_auth::TokenKeys;
+use cadenza_auth::mesh::Service;
 use cadenza_proto::v1::{
     admin_service_client::AdminServiceClient, admin_service_server::AdminServiceServer,
     api_key_service_client::ApiKeyServiceClient, api_key_service_server::ApiKeyServiceServer,
@@ -74,10 +76,17 @@ pub async fn run(
     }
     let keys = TokenKeys::from_secrets(config.jwt.active.as_ref(), &config.jwt.previous)
         .context("CADENZA_JWT_SECRET / CADENZA_JWT_PREVIOUS_SECRETS")?;
-    let channel =
-        config
-            .tls
-            .balanced_channel(&config.project_url, config.balance_refresh, &shutdown)?;
+    let mesh = config
+        .mesh
+        .signer
+        .clone()
+        .context("the gateway signs every call it forwards: set its CADENZA_MESH_*_SECRET")?;
+    let channel = config.tls.balanced_channel(
+        &config.project_url,
+        config.balance_refresh,
+        &shutdown,
+        config.mesh.credentials(Service::Project),
+    )?;
     let limits = limits::Limits::new(config.limits);
     {
         let (limits, shutdown) = (limits.clone(), shutdown.clone());
@@ -91,20 +100,23 @@ pub async fn run(
             }
         });
     }
-    let proxy = proxy::Proxy {
-        authentication: proxy::Authentication::Verify,
+    let gate = access::Gate {
+        authentication: access::Authentication::Verify,
         keys: keys.clone(),
         dev_mode: config.dev_mode,
         limits,
+        key_cache: std::sync::Arc::new(key_cache::KeyCache::new(Duration::from_secs(
+            config.api_key_cache_seconds,
+        ))),
+        credentials: CredentialServiceClient::new(channel.clone()),
+    };
+    let proxy = proxy::Proxy {
+        mesh,
         auth: AuthServiceClient::new(channel.clone()),
         api_keys: ApiKeyServiceClient::new(channel.clone()),
         admin: AdminServiceClient::new(channel.clone()),
         usage: UsageServiceClient::new(channel.clone()),
         shares: ShareServiceClient::new(channel.clone()),
-        credentials: CredentialServiceClient::new(channel.clone()),
-        key_cache: std::sync::Arc::new(key_cache::KeyCache::new(Duration::from_secs(
-            config.api_key_cache_seconds,
-        ))),
         projects: ProjectServiceClient::new(channel.clone()),
         tracks: TrackServiceClient::new(channel.clone()),
         assets: AssetServiceClient::new(channel.clone()).max_decoding_message_size(8 << 20),
@@ -122,7 +134,7 @@ pub async fn run(
         "cadenza.v1.ProviderService",
     ])
     .await;
-    let upstream = tonic_health::pb::health_client::HealthClient::new(channel);
+    let upstream = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     tokio::spawn(health.track(
         vec![cadenza_runtime::Dependency::required(
             "project",
@@ -145,7 +157,10 @@ pub async fn run(
         shutdown.clone(),
     ));
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
-    let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+    // The public port describes the public API only: no internal service or
+    // message is named to the internet.
+    let public = cadenza_proto::public_descriptor_set(config.dev_mode);
+    let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection_of(&public)?;
     let dev = config
         .dev_mode
         .then(|| DevServiceServer::new(proxy::DevTokens { keys }));
@@ -182,8 +197,10 @@ pub async fn run(
         )
         .add_service(ProviderServiceServer::new(providers::ProviderHealthProxy {
             proxy,
+            administrators: CredentialServiceClient::new(channel.clone()),
             generation_url: config.generation_url.clone(),
             tls: config.tls.clone(),
+            credentials: config.mesh.credentials(Service::Generation),
         }));
     if let Some(dev) = dev {
         services.add_service(dev);
@@ -207,6 +224,8 @@ pub async fn run(
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("gateway"))
         .layer(cors(&config))
         .layer(web::StudioLayer::new(files))
+        // Inside the studio layer: gRPC-web calls arrive translated to gRPC.
+        .layer(access::AccessLayer::new(gate))
         .add_routes(services.routes())
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listeners.grpc),

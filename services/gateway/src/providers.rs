@@ -14,7 +14,7 @@ use cadenza_proto::v1::{self, provider_service_client::ProviderServiceClient};
 use futures::future::join_all;
 use tonic::{Request, Response, Status};
 
-use crate::proxy::{Needs, Proxy};
+use crate::proxy::{Proxy, admitted};
 
 /// How long one replica may take to answer before it is listed as unreachable.
 const REPLICA_TIMEOUT: Duration = Duration::from_secs(3);
@@ -22,10 +22,16 @@ const REPLICA_TIMEOUT: Duration = Duration::from_secs(3);
 #[derive(Clone)]
 pub struct ProviderHealthProxy {
     pub proxy: Proxy,
+    /// Asks `project` whether the caller is an administrator now.
+    pub administrators: v1::credential_service_client::CredentialServiceClient<
+        cadenza_telemetry::grpc::TracedChannel,
+    >,
     /// `http://host:port` of `generation` (a headless Service name in Kubernetes).
     pub generation_url: String,
     /// Mutual TLS towards the replicas (`https://` URLs), or plain text.
     pub tls: cadenza_runtime::MeshTls,
+    /// The gateway's assertion on each call to a replica.
+    pub credentials: cadenza_runtime::tls::Credentials,
 }
 
 /// Where the replicas are: the URL's scheme, its host name (the name their
@@ -69,12 +75,13 @@ impl ProviderHealthProxy {
 
 async fn ask(
     tls: &cadenza_runtime::MeshTls,
+    credentials: &cadenza_runtime::tls::Credentials,
     replicas: &Replicas,
     addr: SocketAddr,
 ) -> Result<v1::GetProviderHealthResponse, String> {
     let url = format!("{}://{addr}", replicas.scheme);
     let channel = tls
-        .channel_named(&url, &replicas.host)
+        .channel_named(&url, &replicas.host, credentials.clone())
         .map_err(|err| format!("{err:#}"))?;
     let mut client = ProviderServiceClient::new(channel);
     let call = client.get_provider_health(v1::GetProviderHealthRequest {});
@@ -91,13 +98,25 @@ impl v1::provider_service_server::ProviderService for ProviderHealthProxy {
         &self,
         request: Request<v1::GetProviderHealthRequest>,
     ) -> Result<Response<v1::GetProviderHealthResponse>, Status> {
-        self.proxy.admit(request, Needs::Admin).await?;
+        // The access layer checked the role in the caller's token; the role in
+        // the database decides, so a demotion takes effect at once here too.
+        let admitted = admitted(&request)?;
+        let confirm = crate::auth::upstream(
+            &self.proxy.mesh,
+            admitted.caller.as_ref(),
+            admitted.address,
+            v1::ConfirmAdministratorRequest {},
+        )?;
+        self.administrators
+            .clone()
+            .confirm_administrator(confirm)
+            .await?;
         let replicas = self.replicas().await?;
         let answers = join_all(
             replicas
                 .addresses
                 .iter()
-                .map(|addr| ask(&self.tls, &replicas, *addr)),
+                .map(|addr| ask(&self.tls, &self.credentials, &replicas, *addr)),
         )
         .await;
         let mut merged = v1::GetProviderHealthResponse::default();

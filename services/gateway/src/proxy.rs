@@ -1,12 +1,14 @@
-//! The public services: authenticate, then forward to `project` unchanged.
+//! The public services: forward each admitted call to `project` unchanged.
+//!
+//! [`crate::access::AccessLayer`] decided who may make the call before it got
+//! here; a handler only builds the upstream request, signing who the admitted
+//! caller is into its assertion.
 
 use std::pin::Pin;
 
-use cadenza_auth::TokenKeys;
 use cadenza_proto::v1::{
     self, admin_service_client::AdminServiceClient, api_key_service_client::ApiKeyServiceClient,
     asset_service_client::AssetServiceClient, auth_service_client::AuthServiceClient,
-    credential_service_client::CredentialServiceClient,
     project_service_client::ProjectServiceClient, share_service_client::ShareServiceClient,
     track_service_client::TrackServiceClient, usage_service_client::UsageServiceClient,
 };
@@ -14,59 +16,29 @@ use cadenza_telemetry::grpc::TracedChannel;
 use futures::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::auth::{CLIENT_ADDRESS_HEADER, Caller, bearer, upstream, verify_token};
-use crate::key_cache::KeyCache;
-use crate::limits::{Class, Limits};
+use crate::access::Admitted;
+use crate::auth::upstream;
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// How the proxy learns who calls.
-#[derive(Debug, Clone)]
-pub enum Authentication {
-    /// Verify the bearer credential of every call (the only mode a running
-    /// gateway uses).
-    Verify,
-    /// Treat every call as this caller, verifying nothing. Never set from
-    /// configuration: it exists so a benchmark can measure, on the same RPC,
-    /// what verification costs.
-    Off(Caller),
-}
-
 #[derive(Clone)]
 pub struct Proxy {
-    pub authentication: Authentication,
-    pub keys: TokenKeys,
-    pub dev_mode: bool,
-    pub limits: std::sync::Arc<Limits>,
+    /// Signs the assertion each upstream call carries.
+    pub mesh: cadenza_auth::mesh::AssertionSigner,
     pub auth: AuthServiceClient<TracedChannel>,
     pub api_keys: ApiKeyServiceClient<TracedChannel>,
     pub admin: AdminServiceClient<TracedChannel>,
     pub usage: UsageServiceClient<TracedChannel>,
     pub shares: ShareServiceClient<TracedChannel>,
-    pub credentials: CredentialServiceClient<TracedChannel>,
-    pub key_cache: std::sync::Arc<KeyCache>,
     pub projects: ProjectServiceClient<TracedChannel>,
     pub tracks: TrackServiceClient<TracedChannel>,
     pub assets: AssetServiceClient<TracedChannel>,
 }
 
-/// What a call needs of its caller beyond a valid credential.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Needs {
-    /// Reading (an API key needs the `read` scope).
-    Read,
-    /// Creating, changing or generating: not viewers; keys need `generate`.
-    Write,
-    /// Managing API keys: a signed-in session, not a key.
-    Session,
-    /// Administration.
-    Admin,
-}
-
 /// Forwards one unary call to `$client.$method` for the admitted caller.
 macro_rules! forward {
-    ($self:ident, $request:ident, $needs:expr, $client:ident, $method:ident) => {{
-        let call = $self.admit($request, $needs).await?;
+    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
+        let call = $self.upstream($request)?;
         $self.$client.clone().$method(call).await
     }};
 }
@@ -74,7 +46,7 @@ macro_rules! forward {
 /// Forwards a server-streaming call, passing the upstream stream through.
 macro_rules! forward_stream {
     ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let call = $self.admit($request, Needs::Read).await?;
+        let call = $self.upstream($request)?;
         let response = $self.$client.clone().$method(call).await?;
         Ok(Response::new(
             Box::pin(response.into_inner()) as BoxStream<_>
@@ -82,96 +54,27 @@ macro_rules! forward_stream {
     }};
 }
 
-/// Forwards a call that needs no credential (signing up and in), carrying only
-/// the message and the client's address for the sign-in throttle (set here, so
-/// a client cannot choose it).
-macro_rules! forward_anonymous {
-    ($self:ident, $request:ident, $client:ident, $method:ident) => {{
-        let address = $request.remote_addr().map(|a| a.ip());
-        $self.limits.check(Class::Anonymous, None, address)?;
-        let mut call = Request::new($request.into_inner());
-        if let Some(value) =
-            address.and_then(|ip| tonic::metadata::MetadataValue::try_from(ip.to_string()).ok())
-        {
-            call.metadata_mut().insert(CLIENT_ADDRESS_HEADER, value);
-        }
-        $self.$client.clone().$method(call).await
-    }};
+/// The caller the access layer admitted; a call that did not pass through it
+/// (which no route allows) is refused.
+pub(crate) fn admitted<T>(request: &Request<T>) -> Result<Admitted, Status> {
+    request
+        .extensions()
+        .get::<Admitted>()
+        .cloned()
+        .ok_or_else(|| Status::internal("the call was not admitted by the access layer"))
 }
 
-const API_KEY_PREFIX: &str = "cdz_ak_";
-
 impl Proxy {
-    /// Authenticates, authorises and rate-limits a call, and builds the fresh
-    /// upstream request that carries the caller's identity and nothing else.
-    pub(crate) async fn admit<T>(
-        &self,
-        request: Request<T>,
-        needs: Needs,
-    ) -> Result<Request<T>, Status> {
-        let caller = self.caller(&request).await?;
-        let class = match needs {
-            Needs::Read => {
-                caller.may_read()?;
-                Class::Read
-            }
-            Needs::Write => {
-                caller.may_write()?;
-                Class::Generate
-            }
-            Needs::Session => {
-                caller.is_session()?;
-                Class::Read
-            }
-            Needs::Admin => {
-                caller.is_admin()?;
-                Class::Read
-            }
-        };
-        let address = request.remote_addr().map(|a| a.ip());
-        self.limits.check(class, Some(&caller.subject), address)?;
-        upstream(&caller.subject, address, request.into_inner())
-    }
-
-    /// Who the request's bearer credential speaks for: an access token verified
-    /// here, or an API key verified by `project` (and cached briefly).
-    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        if let Authentication::Off(caller) = &self.authentication {
-            return Ok(caller.clone());
-        }
-        let credential = bearer(request)?;
-        if !credential.starts_with(API_KEY_PREFIX) {
-            return verify_token(&self.keys, self.dev_mode, credential);
-        }
-        if let Some(caller) = self.key_cache.get(credential) {
-            return Ok(caller);
-        }
-        let verified = self
-            .credentials
-            .clone()
-            .verify_api_key(v1::VerifyApiKeyRequest {
-                key: credential.to_owned(),
-            })
-            .await?
-            .into_inner();
-        let role = match v1::Role::try_from(verified.role) {
-            Ok(v1::Role::Viewer) => "viewer",
-            Ok(v1::Role::Admin) => "admin",
-            _ => "user",
-        };
-        let caller = Caller {
-            subject: verified.subject,
-            role: role.into(),
-            scopes: Some(
-                verified
-                    .scopes
-                    .into_iter()
-                    .filter_map(|s| v1::ApiKeyScope::try_from(s).ok())
-                    .collect(),
-            ),
-        };
-        self.key_cache.put(credential, caller.clone());
-        Ok(caller)
+    /// The fresh upstream request of an admitted call: its message and an
+    /// assertion of who makes it, and nothing else the client sent.
+    pub(crate) fn upstream<T>(&self, request: Request<T>) -> Result<Request<T>, Status> {
+        let admitted = admitted(&request)?;
+        upstream(
+            &self.mesh,
+            admitted.caller.as_ref(),
+            admitted.address,
+            request.into_inner(),
+        )
     }
 }
 
@@ -181,7 +84,7 @@ impl v1::usage_service_server::UsageService for Proxy {
         &self,
         request: Request<v1::GetUsageRequest>,
     ) -> Result<Response<v1::Usage>, Status> {
-        forward!(self, request, Needs::Read, usage, get_usage)
+        forward!(self, request, usage, get_usage)
     }
 }
 
@@ -191,43 +94,43 @@ impl v1::admin_service_server::AdminService for Proxy {
         &self,
         request: Request<v1::ChangeRoleRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward!(self, request, Needs::Admin, admin, change_role)
+        forward!(self, request, admin, change_role)
     }
     async fn list_dead_letters(
         &self,
         request: Request<v1::ListDeadLettersRequest>,
     ) -> Result<Response<v1::ListDeadLettersResponse>, Status> {
-        forward!(self, request, Needs::Admin, admin, list_dead_letters)
+        forward!(self, request, admin, list_dead_letters)
     }
     async fn requeue_dead_letter(
         &self,
         request: Request<v1::RequeueDeadLetterRequest>,
     ) -> Result<Response<v1::DeadLetter>, Status> {
-        forward!(self, request, Needs::Admin, admin, requeue_dead_letter)
+        forward!(self, request, admin, requeue_dead_letter)
     }
     async fn dismiss_dead_letter(
         &self,
         request: Request<v1::DismissDeadLetterRequest>,
     ) -> Result<Response<v1::DeadLetter>, Status> {
-        forward!(self, request, Needs::Admin, admin, dismiss_dead_letter)
+        forward!(self, request, admin, dismiss_dead_letter)
     }
     async fn change_plan(
         &self,
         request: Request<v1::ChangePlanRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward!(self, request, Needs::Admin, admin, change_plan)
+        forward!(self, request, admin, change_plan)
     }
     async fn grant_credits(
         &self,
         request: Request<v1::GrantCreditsRequest>,
     ) -> Result<Response<v1::GrantCreditsResponse>, Status> {
-        forward!(self, request, Needs::Admin, admin, grant_credits)
+        forward!(self, request, admin, grant_credits)
     }
     async fn list_audit_events(
         &self,
         request: Request<v1::ListAuditEventsRequest>,
     ) -> Result<Response<v1::ListAuditEventsResponse>, Status> {
-        forward!(self, request, Needs::Admin, admin, list_audit_events)
+        forward!(self, request, admin, list_audit_events)
     }
 }
 
@@ -237,19 +140,19 @@ impl v1::api_key_service_server::ApiKeyService for Proxy {
         &self,
         request: Request<v1::CreateApiKeyRequest>,
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
-        forward!(self, request, Needs::Session, api_keys, create_api_key)
+        forward!(self, request, api_keys, create_api_key)
     }
     async fn list_api_keys(
         &self,
         request: Request<v1::ListApiKeysRequest>,
     ) -> Result<Response<v1::ListApiKeysResponse>, Status> {
-        forward!(self, request, Needs::Session, api_keys, list_api_keys)
+        forward!(self, request, api_keys, list_api_keys)
     }
     async fn revoke_api_key(
         &self,
         request: Request<v1::RevokeApiKeyRequest>,
     ) -> Result<Response<v1::ApiKey>, Status> {
-        forward!(self, request, Needs::Session, api_keys, revoke_api_key)
+        forward!(self, request, api_keys, revoke_api_key)
     }
 }
 
@@ -259,49 +162,49 @@ impl v1::project_service_server::ProjectService for Proxy {
         &self,
         request: Request<v1::CreateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward!(self, request, Needs::Write, projects, create_project)
+        forward!(self, request, projects, create_project)
     }
     async fn get_project(
         &self,
         request: Request<v1::GetProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward!(self, request, Needs::Read, projects, get_project)
+        forward!(self, request, projects, get_project)
     }
     async fn list_projects(
         &self,
         request: Request<v1::ListProjectsRequest>,
     ) -> Result<Response<v1::ListProjectsResponse>, Status> {
-        forward!(self, request, Needs::Read, projects, list_projects)
+        forward!(self, request, projects, list_projects)
     }
     async fn update_project(
         &self,
         request: Request<v1::UpdateProjectRequest>,
     ) -> Result<Response<v1::Project>, Status> {
-        forward!(self, request, Needs::Write, projects, update_project)
+        forward!(self, request, projects, update_project)
     }
     async fn delete_project(
         &self,
         request: Request<v1::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
-        forward!(self, request, Needs::Write, projects, delete_project)
+        forward!(self, request, projects, delete_project)
     }
     async fn generate_song(
         &self,
         request: Request<v1::GenerateSongRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        forward!(self, request, Needs::Write, projects, generate_song)
+        forward!(self, request, projects, generate_song)
     }
     async fn cancel_generation(
         &self,
         request: Request<v1::CancelGenerationRequest>,
     ) -> Result<Response<v1::Run>, Status> {
-        forward!(self, request, Needs::Write, projects, cancel_generation)
+        forward!(self, request, projects, cancel_generation)
     }
     async fn get_project_status(
         &self,
         request: Request<v1::GetProjectStatusRequest>,
     ) -> Result<Response<v1::ProjectStatus>, Status> {
-        forward!(self, request, Needs::Read, projects, get_project_status)
+        forward!(self, request, projects, get_project_status)
     }
     type WatchProjectStream = BoxStream<v1::StageEvent>;
     async fn watch_project(
@@ -314,13 +217,13 @@ impl v1::project_service_server::ProjectService for Proxy {
         &self,
         request: Request<v1::ListJobLogsRequest>,
     ) -> Result<Response<v1::ListJobLogsResponse>, Status> {
-        forward!(self, request, Needs::Read, projects, list_job_logs)
+        forward!(self, request, projects, list_job_logs)
     }
     async fn get_provenance(
         &self,
         request: Request<v1::GetProvenanceRequest>,
     ) -> Result<Response<v1::Provenance>, Status> {
-        forward!(self, request, Needs::Read, projects, get_provenance)
+        forward!(self, request, projects, get_provenance)
     }
 }
 
@@ -330,19 +233,19 @@ impl v1::track_service_server::TrackService for Proxy {
         &self,
         request: Request<v1::CreateTrackRequest>,
     ) -> Result<Response<v1::CreateTrackResponse>, Status> {
-        forward!(self, request, Needs::Write, tracks, create_track)
+        forward!(self, request, tracks, create_track)
     }
     async fn get_track(
         &self,
         request: Request<v1::GetTrackRequest>,
     ) -> Result<Response<v1::Track>, Status> {
-        forward!(self, request, Needs::Read, tracks, get_track)
+        forward!(self, request, tracks, get_track)
     }
     async fn get_job(
         &self,
         request: Request<v1::GetJobRequest>,
     ) -> Result<Response<v1::Job>, Status> {
-        forward!(self, request, Needs::Read, tracks, get_job)
+        forward!(self, request, tracks, get_job)
     }
 }
 
@@ -352,13 +255,13 @@ impl v1::asset_service_server::AssetService for Proxy {
         &self,
         request: Request<v1::ListAssetsRequest>,
     ) -> Result<Response<v1::ListAssetsResponse>, Status> {
-        forward!(self, request, Needs::Read, assets, list_assets)
+        forward!(self, request, assets, list_assets)
     }
     async fn get_download_url(
         &self,
         request: Request<v1::GetDownloadUrlRequest>,
     ) -> Result<Response<v1::GetDownloadUrlResponse>, Status> {
-        forward!(self, request, Needs::Read, assets, get_download_url)
+        forward!(self, request, assets, get_download_url)
     }
     type ReadAssetStream = BoxStream<v1::ReadAssetResponse>;
     async fn read_asset(
@@ -375,40 +278,40 @@ impl v1::auth_service_server::AuthService for Proxy {
         &self,
         request: Request<v1::RegisterRequest>,
     ) -> Result<Response<v1::Session>, Status> {
-        forward_anonymous!(self, request, auth, register)
+        forward!(self, request, auth, register)
     }
     async fn login(
         &self,
         request: Request<v1::LoginRequest>,
     ) -> Result<Response<v1::Session>, Status> {
-        forward_anonymous!(self, request, auth, login)
+        forward!(self, request, auth, login)
     }
     async fn refresh(
         &self,
         request: Request<v1::RefreshRequest>,
     ) -> Result<Response<v1::Session>, Status> {
-        forward_anonymous!(self, request, auth, refresh)
+        forward!(self, request, auth, refresh)
     }
     async fn logout(&self, request: Request<v1::LogoutRequest>) -> Result<Response<()>, Status> {
-        forward_anonymous!(self, request, auth, logout)
+        forward!(self, request, auth, logout)
     }
     async fn get_current_user(
         &self,
         request: Request<v1::GetCurrentUserRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward!(self, request, Needs::Read, auth, get_current_user)
+        forward!(self, request, auth, get_current_user)
     }
     async fn accept_terms(
         &self,
         request: Request<v1::AcceptTermsRequest>,
     ) -> Result<Response<v1::User>, Status> {
-        forward!(self, request, Needs::Session, auth, accept_terms)
+        forward!(self, request, auth, accept_terms)
     }
     async fn delete_account(
         &self,
         request: Request<v1::DeleteAccountRequest>,
     ) -> Result<Response<()>, Status> {
-        forward!(self, request, Needs::Session, auth, delete_account)
+        forward!(self, request, auth, delete_account)
     }
 }
 
@@ -418,32 +321,32 @@ impl v1::share_service_server::ShareService for Proxy {
         &self,
         request: Request<v1::CreateShareLinkRequest>,
     ) -> Result<Response<v1::ShareLink>, Status> {
-        forward!(self, request, Needs::Write, shares, create_share_link)
+        forward!(self, request, shares, create_share_link)
     }
     async fn list_share_links(
         &self,
         request: Request<v1::ListShareLinksRequest>,
     ) -> Result<Response<v1::ListShareLinksResponse>, Status> {
-        forward!(self, request, Needs::Read, shares, list_share_links)
+        forward!(self, request, shares, list_share_links)
     }
     async fn revoke_share_link(
         &self,
         request: Request<v1::RevokeShareLinkRequest>,
     ) -> Result<Response<v1::ShareLink>, Status> {
-        forward!(self, request, Needs::Write, shares, revoke_share_link)
+        forward!(self, request, shares, revoke_share_link)
     }
     /// Gift pages open signed out: no credential, the anonymous rate limit.
     async fn get_shared_song(
         &self,
         request: Request<v1::GetSharedSongRequest>,
     ) -> Result<Response<v1::SharedSong>, Status> {
-        forward_anonymous!(self, request, shares, get_shared_song)
+        forward!(self, request, shares, get_shared_song)
     }
 }
 
 /// Dev mode only: tokens for any subject, no password.
 pub struct DevTokens {
-    pub keys: TokenKeys,
+    pub keys: cadenza_auth::TokenKeys,
 }
 
 const DEFAULT_DEV_TTL: u32 = 86_400;

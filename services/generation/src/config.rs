@@ -29,6 +29,9 @@ pub struct Config {
     pub health_addr: Option<SocketAddr>,
     /// Mutual TLS on the gRPC port and towards storage (`CADENZA_TLS_*`).
     pub tls: cadenza_runtime::MeshTls,
+    /// Signs calls to storage (`CADENZA_MESH_GENERATION_TO_STORAGE_SECRET`)
+    /// and believes the gateway's (`CADENZA_MESH_GATEWAY_TO_GENERATION_SECRET`).
+    pub mesh: cadenza_runtime::MeshAuth,
     pub queue: cadenza_queue::QueueConfig,
     pub storage_url: String,
     /// Client-side balancing over every replica behind storage's host name,
@@ -134,6 +137,7 @@ impl Config {
             storage_url: tls.internal_url(env, "CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
             balance_refresh: cadenza_runtime::balance::refresh_from_env(env),
             tls,
+            mesh: cadenza_runtime::MeshAuth::from_env(env, cadenza_auth::mesh::Service::Generation),
             concurrency: env.bounded("CADENZA_WORKER_CONCURRENCY", DEFAULT_CONCURRENCY, 1..=64),
             providers: ProvidersConfig::from_env(env),
             heartbeat: Duration::from_secs(env.bounded("CADENZA_HEARTBEAT_SECONDS", 10, 1..=600)),

@@ -8,11 +8,13 @@ pub mod worker;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cadenza_auth::mesh::Service;
 use cadenza_proto::v1::{
     self, provider_service_server::ProviderService, provider_service_server::ProviderServiceServer,
     storage_service_client::StorageServiceClient,
 };
 use cadenza_queue::Publisher;
+use cadenza_runtime::mesh_auth::{self, Access, Rule};
 use providers::chain::Chain;
 use providers::hosted::{Flavor, Hosted};
 use providers::{Provider, builtin::Builtin};
@@ -21,6 +23,13 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 
 pub use cadenza_runtime::Listeners;
+
+/// Only the gateway asks for provider health (for administrators).
+const CALLERS: &[Rule] = &[
+    mesh_auth::HEALTH,
+    mesh_auth::VERSION,
+    Rule::new("/cadenza.v1.", Access::From(&[Service::Gateway])),
+];
 
 /// Runs the workers until `shutdown`; stages in flight finish first.
 pub async fn run(
@@ -38,6 +47,7 @@ pub async fn run(
         &config.storage_url,
         config.balance_refresh,
         &shutdown,
+        config.mesh.credentials(Service::Storage),
     )?)
     .max_decoding_message_size(8 << 20);
     let chain = Arc::new(build_chain(&config.providers).context("hosted provider HTTP client")?);
@@ -108,11 +118,13 @@ pub async fn run(
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     cadenza_runtime::spawn_health(listeners.health, health_service.clone(), shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+    let guard = config.mesh.guard(CALLERS, &config.tls)?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), concurrency = config.concurrency, tls = config.tls.enabled(), "generation serving");
     cadenza_runtime::grpc_server(config.max_connection_age, &config.tls)?
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new(
             "generation",
         ))
+        .layer(guard)
         .add_service(health_service)
         .add_service(cadenza_runtime::version_service("generation"))
         .add_service(ProviderServiceServer::new(ProviderHealthApi {

@@ -232,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
     env.set("CADENZA_FREE_SONGS_PER_DAY", "0");
     // The broker drops this run's queues ten minutes after it stops using them.
     env.set("CADENZA_QUEUE_EXPIRES_SECONDS", "600");
+    cadenza_runtime::mesh_auth::set_random_secrets(&mut env);
     let config = cadenza_project::Config::from_env(&mut env);
     env.finish()?;
     let topology = Topology {

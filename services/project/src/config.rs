@@ -26,6 +26,9 @@ pub struct Config {
     pub health_addr: Option<SocketAddr>,
     /// Mutual TLS on the gRPC port and towards storage (`CADENZA_TLS_*`).
     pub tls: cadenza_runtime::MeshTls,
+    /// Signs calls to storage (`CADENZA_MESH_PROJECT_TO_STORAGE_SECRET`) and
+    /// believes the gateway's (`CADENZA_MESH_GATEWAY_TO_PROJECT_SECRET`).
+    pub mesh: cadenza_runtime::MeshAuth,
     pub database_url: String,
     pub db_pool_size: usize,
     pub queue: cadenza_queue::QueueConfig,
@@ -94,6 +97,7 @@ impl Config {
             storage_url: tls.internal_url(env, "CADENZA_STORAGE_URL", DEFAULT_STORAGE_URL),
             balance_refresh: cadenza_runtime::balance::refresh_from_env(env),
             tls,
+            mesh: cadenza_runtime::MeshAuth::from_env(env, cadenza_auth::mesh::Service::Project),
             max_duration_seconds: env.bounded(
                 "CADENZA_MAX_DURATION_SECONDS",
                 DEFAULT_MAX_DURATION_SECONDS,

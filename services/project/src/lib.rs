@@ -21,6 +21,7 @@ pub mod watch;
 use std::sync::Arc;
 
 use anyhow::Context;
+use cadenza_auth::mesh::Service;
 use cadenza_proto::v1::{
     admin_service_server::AdminServiceServer, api_key_service_server::ApiKeyServiceServer,
     asset_service_server::AssetServiceServer, auth_service_server::AuthServiceServer,
@@ -30,10 +31,19 @@ use cadenza_proto::v1::{
     usage_service_server::UsageServiceServer,
 };
 use cadenza_queue::Publisher;
+use cadenza_runtime::mesh_auth::{self, Access, Rule};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
+
+/// Every public service is the gateway's to call: it verified the user and
+/// says so in the call's assertion. Nothing else in the mesh calls `project`.
+const CALLERS: &[Rule] = &[
+    mesh_auth::HEALTH,
+    mesh_auth::VERSION,
+    Rule::new("/cadenza.v1.", Access::From(&[Service::Gateway])),
+];
 
 /// Stage updates handled at once.
 const UPDATE_PREFETCH: u16 = 64;
@@ -70,6 +80,7 @@ pub async fn run(
         &config.storage_url,
         config.balance_refresh,
         &shutdown,
+        config.mesh.credentials(Service::Storage),
     )?);
     let shared = api::Shared {
         pool: pool.clone(),
@@ -213,9 +224,11 @@ pub async fn run(
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     cadenza_runtime::spawn_health(listeners.health, health_service.clone(), shutdown.clone());
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+    let guard = config.mesh.guard(CALLERS, &config.tls)?;
     tracing::info!(addr = ?listeners.grpc.local_addr().ok(), "project serving");
     cadenza_runtime::grpc_server(config.max_connection_age, &config.tls)?
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("project"))
+        .layer(guard)
         .add_service(health_service)
         .add_service(cadenza_runtime::version_service("project"))
         .add_service(reflection_v1)

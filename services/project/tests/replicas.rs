@@ -83,6 +83,7 @@ async fn project_is_serving_while_rabbitmq_is_unreachable() {
         ("CADENZA_AMQP_URL", "amqp://guest:guest@127.0.0.1:1/%2f"),
         ("CADENZA_STORAGE_URL", "http://127.0.0.1:1"),
     ]);
+    cadenza_runtime::mesh_auth::set_random_secrets(&mut env);
     let config = cadenza_project::Config::from_env(&mut env);
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use cadenza_auth::mesh::{AssertionSigner, AssertionVerifier, Service};
 use cadenza_config::SecretString;
 use cadenza_proto::v1::{
     self, put_object_request::Part, storage_service_client::StorageServiceClient,
@@ -69,6 +70,21 @@ async fn main() -> anyhow::Result<()> {
     let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let (grpc_addr, http_addr) = (grpc.local_addr()?, http.local_addr()?);
+    // Called as project calls it: with project's assertion on every call.
+    let secret = cadenza_auth::random_secret();
+    let storage_auth = cadenza_runtime::MeshAuth {
+        me: Service::Storage,
+        signer: None,
+        verifier: Some(AssertionVerifier::new(
+            Service::Storage,
+            &[(Service::Project, secret.clone())],
+        )?),
+    };
+    let project_auth = cadenza_runtime::MeshAuth {
+        me: Service::Project,
+        signer: Some(AssertionSigner::new(Service::Project).with_link(Service::Storage, &secret)?),
+        verifier: None,
+    };
     let config = cadenza_storage::Config {
         grpc_addr,
         max_connection_age: None,
@@ -76,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         admin_addr: "127.0.0.1:0".parse()?,
         health_addr: None,
         tls: cadenza_runtime::MeshTls::plain(),
+        mesh: storage_auth,
         public_url: format!("http://{http_addr}"),
         backend: BackendKind::Local,
         data_dir: data.path().to_path_buf(),
@@ -108,6 +125,8 @@ async fn main() -> anyhow::Result<()> {
         .max_frame_size(cadenza_storage::MAX_FRAME_BYTES)
         .connect()
         .await?;
+    let channel =
+        cadenza_telemetry::grpc::traced_with(channel, project_auth.credentials(Service::Storage));
     let mut client = StorageServiceClient::new(channel).max_decoding_message_size(8 << 20);
     let shared = bytes::Bytes::from(bytes.clone());
     let mut service_put = Vec::new();

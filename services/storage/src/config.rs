@@ -33,6 +33,10 @@ pub struct Config {
     /// Mutual TLS on the gRPC port (`CADENZA_TLS_*`); the signed-URL HTTP port
     /// and the admin port stay plain.
     pub tls: cadenza_runtime::MeshTls,
+    /// Whose calls the gRPC port believes: project's and generation's
+    /// (`CADENZA_MESH_PROJECT_TO_STORAGE_SECRET`,
+    /// `CADENZA_MESH_GENERATION_TO_STORAGE_SECRET`).
+    pub mesh: cadenza_runtime::MeshAuth,
     /// Base of signed URLs, as a browser reaches `http_addr`.
     pub public_url: String,
     pub backend: BackendKind,
@@ -81,6 +85,7 @@ impl Config {
             admin_addr: env.addr("CADENZA_STORAGE_ADMIN_ADDR", DEFAULT_ADMIN_ADDR),
             health_addr: env.optional_addr("CADENZA_HEALTH_ADDR"),
             tls: cadenza_runtime::MeshTls::from_env(env),
+            mesh: cadenza_runtime::MeshAuth::from_env(env, cadenza_auth::mesh::Service::Storage),
             public_url: env
                 .string("CADENZA_STORAGE_PUBLIC_URL", &format!("http://{http_addr}"))
                 .trim_end_matches('/')

@@ -14,7 +14,9 @@ pub mod signing;
 mod upload;
 
 use anyhow::Context;
+use cadenza_auth::mesh::Service;
 use cadenza_proto::v1::storage_service_server::StorageServiceServer;
+use cadenza_runtime::mesh_auth::{self, Access, Rule};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -48,6 +50,26 @@ pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
 pub const CONNECTION_WINDOW_BYTES: u32 = 16 << 20;
 /// Frames up to 1 MiB: a 16 KiB frame per chunk slice costs more than the bytes.
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
+
+/// Who may call what: project and generation store and read objects for any
+/// owner (they act for the users the gateway verified); only project deletes a
+/// project's objects or lists an owner's.
+const CALLERS: &[Rule] = &[
+    mesh_auth::HEALTH,
+    mesh_auth::VERSION,
+    Rule::new(
+        "/cadenza.v1.StorageService/",
+        Access::From(&[Service::Project, Service::Generation]),
+    ),
+    Rule::new(
+        "/cadenza.v1.StorageService/DeleteProjectObjects",
+        Access::From(&[Service::Project]),
+    ),
+    Rule::new(
+        "/cadenza.v1.StorageService/ListOwnerObjects",
+        Access::From(&[Service::Project]),
+    ),
+];
 
 /// Incoming gRPC messages may be larger than tonic's 4 MiB default only by a chunk.
 const MAX_MESSAGE_BYTES: usize = 4 << 20;
@@ -113,6 +135,7 @@ pub async fn run(
         shutdown.clone(),
     ));
     let (reflection_v1, reflection_v1alpha) = cadenza_runtime::reflection()?;
+    let guard = config.mesh.guard(CALLERS, &config.tls)?;
 
     cadenza_runtime::spawn_admin(listeners.admin, shutdown.clone());
     cadenza_runtime::spawn_health(listeners.health, health_service.clone(), shutdown.clone());
@@ -136,6 +159,7 @@ pub async fn run(
         .initial_connection_window_size(Some(CONNECTION_WINDOW_BYTES))
         .max_frame_size(MAX_FRAME_BYTES)
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("storage"))
+        .layer(guard)
         .add_service(health_service)
         .add_service(cadenza_runtime::version_service("storage"))
         .add_service(reflection_v1)

@@ -240,8 +240,15 @@ impl Sandbox {
         if let Err(err) = migrate {
             bail!("{err:#}");
         }
+        // Each service its own mesh secret and the secrets of its callers.
+        let secrets = cadenza_mesh::MeshSecrets::random();
         let service = |name: &'static str, binary: &str, port: u16, extra: &[(&str, &str)]| {
             let mut env = common.clone();
+            let role = binary
+                .trim_start_matches("cadenza-")
+                .parse()
+                .expect("a service binary");
+            env.extend(secrets.variables(role));
             env.extend(
                 extra
                     .iter()

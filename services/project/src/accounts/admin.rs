@@ -35,18 +35,29 @@ struct AuditRow {
 }
 
 impl AdminApi {
-    /// The caller, if their account is an administrator now (the role in the
-    /// database decides, not the one in a token that may predate a change).
     async fn admin<T>(&self, request: &Request<T>) -> ApiResult<UserRow> {
-        let denied =
-            || ApiError::PermissionDenied("ADMIN_ONLY", "only administrators may do this".into());
-        let subject = self.shared.caller(request).await?;
-        let mut conn = self.shared.conn().await?;
-        store::find_by_subject(&mut conn, &subject)
-            .await?
-            .filter(|user| user.role == "admin")
-            .ok_or_else(denied)
+        current_admin(&self.shared, request).await
     }
+}
+
+/// The caller, if their account is an administrator now (the role in the
+/// database decides, not the one in a token that may predate a change) and
+/// their credential may administer (a session, or a key with the ADMIN scope).
+pub async fn current_admin<T>(shared: &Shared, request: &Request<T>) -> ApiResult<UserRow> {
+    let denied =
+        || ApiError::PermissionDenied("ADMIN_ONLY", "only administrators may do this".into());
+    if !crate::api::user(request)?.has_scope(cadenza_auth::mesh::Scope::Admin) {
+        return Err(ApiError::PermissionDenied(
+            "API_KEY_SCOPE",
+            "this API key lacks the `admin` scope".into(),
+        ));
+    }
+    let subject = shared.caller(request).await?;
+    let mut conn = shared.conn().await?;
+    store::find_by_subject(&mut conn, &subject)
+        .await?
+        .filter(|user| user.role == "admin")
+        .ok_or_else(denied)
 }
 
 /// What an administrator changes about a user.

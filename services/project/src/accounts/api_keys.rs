@@ -21,6 +21,7 @@ use uuid::Uuid;
 use super::store;
 use crate::api::Shared;
 use crate::error::{ApiError, ApiResult};
+use cadenza_auth::mesh::Credential;
 
 const PREFIX: &str = "cdz_ak_";
 const MAX_KEYS_PER_USER: i64 = 50;
@@ -45,6 +46,7 @@ fn scope_name(scope: v1::ApiKeyScope) -> Option<&'static str> {
     match scope {
         v1::ApiKeyScope::Read => Some("read"),
         v1::ApiKeyScope::Generate => Some("generate"),
+        v1::ApiKeyScope::Admin => Some("admin"),
         v1::ApiKeyScope::Unspecified => None,
     }
 }
@@ -53,6 +55,7 @@ fn scope_value(name: &str) -> v1::ApiKeyScope {
     match name {
         "read" => v1::ApiKeyScope::Read,
         "generate" => v1::ApiKeyScope::Generate,
+        "admin" => v1::ApiKeyScope::Admin,
         _ => v1::ApiKeyScope::Unspecified,
     }
 }
@@ -89,6 +92,10 @@ pub struct ApiKeyApi {
 impl ApiKeyApi {
     /// The caller's account: API keys belong to registered users only.
     async fn owner<T>(&self, request: &Request<T>) -> ApiResult<Uuid> {
+        Ok(self.account(request).await?.id)
+    }
+
+    async fn account<T>(&self, request: &Request<T>) -> ApiResult<store::UserRow> {
         let subject = self.shared.caller(request).await?;
         let no_account = || {
             ApiError::NotFound(
@@ -97,10 +104,9 @@ impl ApiKeyApi {
             )
         };
         let mut conn = self.shared.conn().await?;
-        let user = store::find_by_subject(&mut conn, &subject)
+        store::find_by_subject(&mut conn, &subject)
             .await?
-            .ok_or_else(no_account)?;
-        Ok(user.id)
+            .ok_or_else(no_account)
     }
 }
 
@@ -110,8 +116,14 @@ impl ApiKeyService for ApiKeyApi {
         &self,
         request: Request<v1::CreateApiKeyRequest>,
     ) -> Result<Response<v1::CreateApiKeyResponse>, Status> {
-        let owner = self.owner(&request).await?;
+        let account = self.account(&request).await?;
+        let owner = account.id;
         let address = super::audit::client_address(&request);
+        // A key never acts beyond its owner's role at its creation; an
+        // administrator's key administers only with the scope asked for here,
+        // in a signed-in session (the gateway lets no key manage keys).
+        let signed_in = crate::api::user(&request)
+            .is_ok_and(|user| matches!(user.credential, Credential::Session));
         let request = request.into_inner();
         let mut violations = Vec::new();
         let display_name = request.display_name.trim().to_owned();
@@ -126,7 +138,9 @@ impl ApiKeyService for ApiKeyApi {
             match v1::ApiKeyScope::try_from(*value).ok().and_then(scope_name) {
                 Some(name) if !scopes.contains(&name) => scopes.push(name),
                 Some(_) => {}
-                None => violations.push(Violation::new("scopes", "must be READ or GENERATE")),
+                None => {
+                    violations.push(Violation::new("scopes", "must be READ, GENERATE or ADMIN"))
+                }
             }
         }
         if scopes.is_empty() && !violations.iter().any(|v| v.field == "scopes") {
@@ -134,6 +148,13 @@ impl ApiKeyService for ApiKeyApi {
         }
         if !violations.is_empty() {
             return Err(ApiError::Invalid(violations).into());
+        }
+        if scopes.contains(&"admin") && !(account.role == "admin" && signed_in) {
+            return Err(ApiError::PermissionDenied(
+                "ADMIN_SCOPE_REFUSED",
+                "only an administrator, signed in, can create a key with the ADMIN scope".into(),
+            )
+            .into());
         }
         let mut conn = self.shared.conn().await?;
         let live: i64 = api_keys::table
@@ -297,6 +318,14 @@ impl CredentialService for CredentialApi {
         Ok(Response::new(
             verify(&self.shared, &request.into_inner().key).await?,
         ))
+    }
+
+    async fn confirm_administrator(
+        &self,
+        request: Request<v1::ConfirmAdministratorRequest>,
+    ) -> Result<Response<v1::ConfirmAdministratorResponse>, Status> {
+        super::admin::current_admin(&self.shared, &request).await?;
+        Ok(Response::new(v1::ConfirmAdministratorResponse {}))
     }
 }
 

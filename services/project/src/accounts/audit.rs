@@ -9,16 +9,13 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use tonic::Request;
 use uuid::Uuid;
 
-/// Metadata carrying the caller's network address, set by the gateway.
-pub const CLIENT_ADDRESS_HEADER: &str = "x-cadenza-client-address";
-
-/// The caller's address as the gateway saw it.
+/// The caller's address as the gateway determined it, from the call's verified
+/// assertion (never from a header a client could set).
 pub fn client_address<T>(request: &Request<T>) -> Option<String> {
     request
-        .metadata()
-        .get(CLIENT_ADDRESS_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<std::net::IpAddr>().ok())
+        .extensions()
+        .get::<cadenza_auth::mesh::Assertion>()
+        .and_then(|assertion| assertion.client_address)
         .map(|ip| ip.to_string())
 }
 

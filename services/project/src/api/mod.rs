@@ -1,8 +1,10 @@
 //! The gRPC services `project` serves to the gateway.
 //!
-//! The caller's identity arrives in the `x-cadenza-subject` metadata, set by the
-//! gateway after it verified the caller's token. `project` is reachable only inside
-//! the mesh (NetworkPolicy, mTLS when configured); it never verifies tokens itself.
+//! The caller's identity arrives in the call's mesh assertion: the gateway
+//! verified the user's token or key and signed who they are; the mesh guard
+//! (`cadenza_runtime::mesh_auth`) checked that signature, and that the caller is
+//! the gateway, before any handler runs. `project` never verifies access tokens
+//! itself, and believes no header that names a user.
 
 pub mod assets;
 pub mod convert;
@@ -15,6 +17,7 @@ pub mod validate;
 
 use std::sync::Arc;
 
+use cadenza_auth::mesh::{Assertion, User};
 use cadenza_db::{Pool, PooledConnection};
 use cadenza_proto::v1::storage_service_client::StorageServiceClient;
 use cadenza_telemetry::grpc::TracedChannel;
@@ -24,9 +27,6 @@ use tonic::Request;
 use crate::error::{ApiError, ApiResult};
 use crate::orchestrator::Orchestrator;
 use crate::watch::WatchHub;
-
-/// Metadata carrying the authenticated subject, from the gateway.
-pub const SUBJECT_HEADER: &str = "x-cadenza-subject";
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -63,17 +63,20 @@ impl Shared {
     }
 }
 
-/// The subject the gateway authenticated.
-pub fn caller<T>(request: &Request<T>) -> ApiResult<String> {
+/// The user the gateway authenticated, as its verified assertion names them.
+pub fn user<T>(request: &Request<T>) -> ApiResult<&User> {
     request
-        .metadata()
-        .get(SUBJECT_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| cadenza_auth::valid_subject(s))
-        .map(str::to_owned)
+        .extensions()
+        .get::<Assertion>()
+        .and_then(|assertion| assertion.user.as_ref())
         .ok_or_else(|| {
             ApiError::Unauthenticated("the request carries no authenticated caller".into())
         })
+}
+
+/// The subject the gateway authenticated.
+pub fn caller<T>(request: &Request<T>) -> ApiResult<String> {
+    user(request).map(|user| user.subject.clone())
 }
 
 /// Runs `f` with the idempotency key `(owner, method, request_id)` claimed for

@@ -6,18 +6,20 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use cadenza_auth::mesh::{AssertionSigner, AssertionVerifier, Service};
 use cadenza_config::SecretString;
 use cadenza_db::testing::TestDatabase;
 use cadenza_proto::v1::{
     self, put_object_request::Part, storage_service_client::StorageServiceClient,
 };
+use cadenza_runtime::MeshAuth;
 use cadenza_storage::backend::{Backend, BackendKind, S3Config};
 use cadenza_storage::catalog::Catalog;
 use cadenza_storage::lifecycle::{self, LifecycleConfig, SweepReport};
+use cadenza_telemetry::grpc::TracedChannel;
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef-test-signing-key";
 pub const PROJECT: &str = "0190b8d2-7c1e-7cc0-a1b2-0123456789ab";
@@ -102,7 +104,10 @@ impl Drop for S3Server {
 }
 
 pub struct Storage {
-    pub client: StorageServiceClient<Channel>,
+    /// A client calling as `project` would (with project's mesh assertion).
+    pub client: StorageServiceClient<TracedChannel>,
+    /// The same service, called as `generation` would.
+    pub as_generation: StorageServiceClient<TracedChannel>,
     pub data: tempfile::TempDir,
     pub shutdown: CancellationToken,
     pub http_url: String,
@@ -172,6 +177,23 @@ async fn launch(
         BackendKind::Memory => Backend::memory(),
         BackendKind::S3 => Backend::s3(s3_direct.as_ref().expect("s3 settings")).expect("s3 store"),
     };
+    // Storage believes project and generation, each with a secret of its own.
+    let (project_secret, generation_secret) =
+        (cadenza_auth::random_secret(), cadenza_auth::random_secret());
+    let storage_auth = MeshAuth {
+        me: Service::Storage,
+        signer: None,
+        verifier: Some(
+            AssertionVerifier::new(
+                Service::Storage,
+                &[
+                    (Service::Project, project_secret.clone()),
+                    (Service::Generation, generation_secret.clone()),
+                ],
+            )
+            .expect("verifier"),
+        ),
+    };
     let config = cadenza_storage::Config {
         grpc_addr,
         max_connection_age: None,
@@ -179,6 +201,7 @@ async fn launch(
         admin_addr: "127.0.0.1:0".parse().expect("addr"),
         health_addr: None,
         tls: cadenza_runtime::MeshTls::plain(),
+        mesh: storage_auth,
         public_url: format!("http://{http_addr}"),
         backend: kind,
         data_dir: data.path().to_path_buf(),
@@ -204,14 +227,29 @@ async fn launch(
         health: None,
     };
     tokio::spawn(cadenza_storage::run(config, listeners, shutdown.clone()));
-    let client = loop {
-        if let Ok(client) = StorageServiceClient::connect(format!("http://{grpc_addr}")).await {
-            break client.max_decoding_message_size(8 << 20);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    let client_as = |service: Service, secret: &SecretString| {
+        let caller = MeshAuth {
+            me: service,
+            signer: Some(
+                AssertionSigner::new(service)
+                    .with_link(Service::Storage, secret)
+                    .expect("signer"),
+            ),
+            verifier: None,
+        };
+        let channel = cadenza_telemetry::grpc::lazy_channel_with(
+            &format!("http://{grpc_addr}"),
+            None,
+            caller.credentials(Service::Storage),
+        )
+        .expect("channel");
+        StorageServiceClient::new(channel).max_decoding_message_size(8 << 20)
     };
+    let client = client_as(Service::Project, &project_secret);
+    let as_generation = client_as(Service::Generation, &generation_secret);
     Storage {
         client,
+        as_generation,
         data,
         shutdown,
         http_url: format!("http://{http_addr}"),
