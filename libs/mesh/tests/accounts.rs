@@ -331,7 +331,7 @@ async fn a_burst_from_one_user_is_limited_without_slowing_another() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn failed_sign_ins_slow_down_per_account_without_revealing_it_exists() {
+async fn failed_sign_ins_slow_down_per_account_and_address_without_revealing_it_exists() {
     let mesh = TestMesh::start().await;
     let mut auth = AuthServiceClient::new(mesh.channel().await);
     register(&mut auth, "target@example.com").await;
@@ -340,7 +340,7 @@ async fn failed_sign_ins_slow_down_per_account_without_revealing_it_exists() {
         email: email.into(),
         password: password.into(),
     };
-    // Five free failures for an account, existing or not.
+    // Five free failures for an account from this address, existing or not.
     for email in ["target@example.com", "ghost@example.com"] {
         for _ in 0..5 {
             let err = auth

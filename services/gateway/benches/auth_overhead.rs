@@ -87,6 +87,7 @@ async fn gateway(
         }),
         key_cache: Arc::new(KeyCache::new(Duration::from_secs(30))),
         credentials: v1::credential_service_client::CredentialServiceClient::new(channel.clone()),
+        trusted_proxies: Default::default(),
     };
     let proxy = Proxy {
         mesh: cadenza_auth::mesh::AssertionSigner::new(cadenza_auth::mesh::Service::Gateway)

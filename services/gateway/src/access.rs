@@ -24,6 +24,7 @@ use tonic::Status;
 use tonic::transport::server::TcpConnectInfo;
 
 use crate::auth::{Caller, Permissions, missing_scope, scopes_of, verify_token};
+use crate::client_address::TrustedProxies;
 use crate::key_cache::KeyCache;
 use crate::limits::{Class, Limits};
 
@@ -152,6 +153,8 @@ pub struct Gate {
     pub key_cache: Arc<KeyCache>,
     /// Verifies API keys (`project`).
     pub credentials: CredentialServiceClient<TracedChannel>,
+    /// Whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 const API_KEY_PREFIX: &str = "cdz_ak_";
@@ -326,11 +329,11 @@ where
         };
         let gate = self.gate.clone();
         Box::pin(async move {
-            let address = request
+            let peer = request
                 .extensions()
                 .get::<TcpConnectInfo>()
-                .and_then(TcpConnectInfo::remote_addr)
-                .map(|addr| addr.ip());
+                .and_then(TcpConnectInfo::remote_addr);
+            let address = gate.trusted_proxies.client(peer, request.headers());
             match gate.admit(access, request.headers(), address).await {
                 Ok(admitted) => {
                     request.extensions_mut().insert(admitted);

@@ -34,6 +34,15 @@ pub struct Config {
     pub jwt: JwtSecrets,
     pub cors_origins: Vec<String>,
     pub limits: crate::limits::LimitsConfig,
+    /// How long one call may take before it is cancelled
+    /// (`CADENZA_GATEWAY_REQUEST_TIMEOUT_SECONDS`).
+    pub request_timeout: std::time::Duration,
+    /// Calls answered at once on this replica; more are shed
+    /// (`CADENZA_GATEWAY_MAX_IN_FLIGHT`).
+    pub max_in_flight: usize,
+    /// Proxies whose `X-Forwarded-For` names the client
+    /// (`CADENZA_TRUSTED_PROXIES`); none by default.
+    pub trusted_proxies: crate::client_address::TrustedProxies,
     /// How long a verified API key is trusted without asking `project` again.
     pub api_key_cache_seconds: u64,
     /// The built web studio to serve (`web/dist`); `None` serves the API only.
@@ -58,6 +67,17 @@ impl Config {
             dev_mode,
             jwt,
             limits: crate::limits::LimitsConfig::from_env(env),
+            trusted_proxies: crate::client_address::TrustedProxies::from_env(env),
+            request_timeout: std::time::Duration::from_secs(env.bounded(
+                "CADENZA_GATEWAY_REQUEST_TIMEOUT_SECONDS",
+                30,
+                1..=3600,
+            )),
+            max_in_flight: env.bounded(
+                "CADENZA_GATEWAY_MAX_IN_FLIGHT",
+                crate::overload::DEFAULT_MAX_IN_FLIGHT,
+                1..=1_000_000,
+            ),
             api_key_cache_seconds: env.bounded(
                 "CADENZA_API_KEY_CACHE_SECONDS",
                 crate::key_cache::DEFAULT_TTL_SECONDS,

@@ -2,9 +2,11 @@
 
 pub mod access;
 pub mod auth;
+pub mod client_address;
 pub mod config;
 pub mod key_cache;
 pub mod limits;
+pub mod overload;
 pub mod providers;
 pub mod proxy;
 pub mod web;
@@ -31,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
+
+/// Streams one client connection may have open at once (HTTP/2).
+const MAX_STREAMS_PER_CONNECTION: u32 = 256;
 
 /// Largest request message accepted from the public (prompts and lyrics are small).
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
@@ -109,6 +114,7 @@ pub async fn run(
             config.api_key_cache_seconds,
         ))),
         credentials: CredentialServiceClient::new(channel.clone()),
+        trusted_proxies: config.trusted_proxies.clone(),
     };
     let proxy = proxy::Proxy {
         mesh,
@@ -221,7 +227,12 @@ pub async fn run(
     };
     tonic::transport::Server::builder()
         .accept_http1(true)
+        // A call that takes longer is answered CANCELLED (streams count until
+        // they start); a connection opens at most this many streams at once.
+        .timeout(config.request_timeout)
+        .max_concurrent_streams(Some(MAX_STREAMS_PER_CONNECTION))
         .layer(cadenza_telemetry::grpc::GrpcTelemetryLayer::new("gateway"))
+        .layer(overload::OverloadLayer::new(config.max_in_flight))
         .layer(cors(&config))
         .layer(web::StudioLayer::new(files))
         // Inside the studio layer: gRPC-web calls arrive translated to gRPC.

@@ -66,6 +66,12 @@ impl ProvidersConfig {
         ));
         let poll_interval =
             Duration::from_millis(env.bounded("CADENZA_PROVIDER_POLL_MILLIS", 1000, 10..=60_000));
+        // A 10-minute 48 kHz stereo 24-bit WAV is about 170 MB.
+        let max_download_bytes = env.bounded(
+            "CADENZA_PROVIDER_MAX_DOWNLOAD_BYTES",
+            512u64 << 20,
+            1..=(16u64 << 30),
+        );
         let hosted = |prefix: &str, key_name: &str, default_url: &str, default_model: &str| {
             let key = env.secret(&format!("CADENZA_{prefix}_{key_name}"))?;
             Some(HostedConfig {
@@ -75,6 +81,7 @@ impl ProvidersConfig {
                 http_timeout,
                 job_timeout,
                 poll_interval,
+                max_download_bytes,
             })
         };
         let fal = hosted("FAL", "KEY", DEFAULT_FAL_URL, "cadenza/stage");

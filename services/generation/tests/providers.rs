@@ -36,6 +36,9 @@ enum Behaviour {
     Hang,
     Malformed,
     DownloadFails,
+    /// Its output file is larger than the worker accepts (sent without a
+    /// length, so only counting the bytes finds out).
+    HugeDownload,
     /// Accepts the job and never finishes it.
     NeverFinishes,
 }
@@ -203,6 +206,10 @@ async fn file(State(fake): State<Shared>, Path((_id, _name)): Path<(String, Stri
     if fake.behaviour() == Behaviour::DownloadFails {
         return StatusCode::BAD_GATEWAY.into_response();
     }
+    if fake.behaviour() == Behaviour::HugeDownload {
+        let chunks = (0..64).map(|_| Ok::<_, std::io::Error>(vec![b'x'; 16 * 1024]));
+        return axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response();
+    }
     format!("lyrics written by {}", fake.label).into_response()
 }
 
@@ -239,8 +246,12 @@ fn hosted_config(fake: &Fake, key: &str, model: &str) -> HostedConfig {
         http_timeout: Duration::from_millis(500),
         job_timeout: Duration::from_secs(2),
         poll_interval: Duration::from_millis(10),
+        max_download_bytes: MAX_DOWNLOAD_BYTES,
     }
 }
+
+/// What the workers in these tests accept as one output file.
+const MAX_DOWNLOAD_BYTES: u64 = 256 * 1024;
 
 struct Setup {
     fal: Shared,
@@ -425,6 +436,19 @@ async fn hangs_malformed_answers_and_failed_downloads_fall_through_after_their_r
             "{behaviour:?}: {logs:?}"
         );
     }
+}
+
+#[tokio::test]
+async fn an_oversized_output_is_refused_without_being_held_and_not_retried() {
+    let s = setup(Behaviour::HugeDownload, Behaviour::Forbidden, 3, 50).await;
+    let (result, _, logs) = run(&s.chain).await;
+    assert_eq!(result.expect("a fallback ran").0, "builtin");
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("PROVIDER_OUTPUT_TOO_LARGE") && l.contains("262144 bytes")),
+        "{logs:?}"
+    );
+    assert_eq!(submits(&s.fal), 1, "a size refusal is not retried");
 }
 
 #[tokio::test]

@@ -38,6 +38,9 @@ pub struct Config {
     /// `None`: off, one connection).
     pub balance_refresh: Option<std::time::Duration>,
     pub max_duration_seconds: u32,
+    /// Open `WatchProject` streams per user and on this replica.
+    pub watch_streams_per_user: usize,
+    pub watch_streams_per_replica: usize,
     pub max_attempts: u32,
     pub dev_mode: bool,
     /// Signs access tokens; the gateway verifies them with the same secrets.
@@ -45,6 +48,10 @@ pub struct Config {
     pub access_token_seconds: i64,
     pub refresh_token_days: i64,
     pub terms_version: String,
+    /// Sign-in throttling (`CADENZA_SIGNIN_*`).
+    pub sign_in: crate::accounts::throttle::ThrottleConfig,
+    /// Memory for password hashing at once (`CADENZA_PASSWORD_HASHING_MEMORY_MB`).
+    pub password_hashing_memory_mb: usize,
     /// Generation costs credits (default: on, except in dev mode).
     pub credits_enforced: bool,
     pub signup_credits: i64,
@@ -74,6 +81,12 @@ impl Config {
                 1..=365,
             ),
             terms_version: env.string("CADENZA_TERMS_VERSION", DEFAULT_TERMS_VERSION),
+            sign_in: crate::accounts::throttle::ThrottleConfig::from_env(env),
+            password_hashing_memory_mb: env.bounded(
+                crate::accounts::hashing::MEMORY_VARIABLE,
+                crate::accounts::hashing::DEFAULT_MEMORY_MB,
+                19..=1_000_000,
+            ),
             credits_enforced: env.flag("CADENZA_CREDITS_ENFORCED", !dev_mode),
             signup_credits: env.bounded("CADENZA_SIGNUP_CREDITS", 600, 0..=1_000_000_000),
             free_tier: crate::plans::FreeTier {
@@ -102,6 +115,16 @@ impl Config {
                 "CADENZA_MAX_DURATION_SECONDS",
                 DEFAULT_MAX_DURATION_SECONDS,
                 5..=3600,
+            ),
+            watch_streams_per_user: env.bounded(
+                "CADENZA_WATCH_STREAMS_PER_USER",
+                crate::watch_limits::DEFAULT_PER_USER,
+                1..=100_000,
+            ),
+            watch_streams_per_replica: env.bounded(
+                "CADENZA_WATCH_STREAMS_PER_REPLICA",
+                crate::watch_limits::DEFAULT_PER_REPLICA,
+                1..=10_000_000,
             ),
             max_attempts: env.bounded("CADENZA_STAGE_MAX_ATTEMPTS", DEFAULT_MAX_ATTEMPTS, 1..=20),
             reconcile: crate::orchestrator::reconcile::ReconcileConfig {

@@ -29,6 +29,14 @@ pub enum ApiError {
     /// Too many failed sign-ins: come back after the wait.
     #[error("too many failed sign-ins")]
     Throttled(std::time::Duration),
+    /// A resource of this replica is full (hashing slots, open streams):
+    /// RESOURCE_EXHAUSTED with `reason` and a RetryInfo of `retry`.
+    #[error("{message}")]
+    Busy {
+        reason: &'static str,
+        message: String,
+        retry: std::time::Duration,
+    },
     /// A request beyond what the caller's plan allows (`field` names what).
     #[error("{description}")]
     PlanLimit {
@@ -116,6 +124,23 @@ impl From<ApiError> for Status {
                 <Status as tonic_types::StatusExt>::with_error_details(
                     Code::ResourceExhausted,
                     format!("too many failed sign-ins; try again in {seconds:.0} s"),
+                    details,
+                )
+            }
+            ApiError::Busy {
+                reason,
+                message,
+                retry,
+            } => {
+                let mut details = tonic_types::ErrorDetails::with_error_info(
+                    reason,
+                    status::DOMAIN,
+                    std::collections::HashMap::<String, String>::new(),
+                );
+                details.set_retry_info(Some(retry));
+                <Status as tonic_types::StatusExt>::with_error_details(
+                    Code::ResourceExhausted,
+                    message,
                     details,
                 )
             }

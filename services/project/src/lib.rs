@@ -17,6 +17,7 @@ pub mod status;
 pub mod store;
 pub mod updates;
 pub mod watch;
+pub mod watch_limits;
 
 use std::sync::Arc;
 
@@ -89,6 +90,10 @@ pub async fn run(
         hub: hub.clone(),
         storage: storage.clone(),
         max_duration_seconds: config.max_duration_seconds,
+        streams: watch_limits::StreamLimits::new(
+            config.watch_streams_per_user,
+            config.watch_streams_per_replica,
+        ),
     };
 
     if config.jwt.active.is_none() {
@@ -105,6 +110,8 @@ pub async fn run(
         refresh_ttl: chrono::Duration::days(config.refresh_token_days),
         terms_version: config.terms_version.clone(),
         signup_credits: config.signup_credits,
+        throttle: config.sign_in,
+        hasher: accounts::hashing::Hasher::new(config.password_hashing_memory_mb),
     };
 
     let mut tasks = tokio::task::JoinSet::new();

@@ -4,5 +4,6 @@
 //! but for the protection it names, and most show the same request, with the
 //! one thing the attacker lacks supplied, succeeding.
 
+mod abuse;
 mod authorization;
 mod identity;

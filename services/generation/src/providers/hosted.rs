@@ -40,7 +40,14 @@ pub struct HostedConfig {
     /// Longest one job may take from submission to its last file.
     pub job_timeout: Duration,
     pub poll_interval: Duration,
+    /// Largest output file accepted (`CADENZA_PROVIDER_MAX_DOWNLOAD_BYTES`): a
+    /// provider's answer is untrusted input, and a worker must not hold an
+    /// unbounded download in memory.
+    pub max_download_bytes: u64,
 }
+
+/// Largest JSON answer read from a provider (a status with its logs).
+const MAX_ANSWER_BYTES: u64 = 4 << 20;
 
 pub struct Hosted {
     name: &'static str,
@@ -109,6 +116,35 @@ fn classify(status: StatusCode, what: &str) -> ProviderError {
         500..=599 => ProviderError::transient("PROVIDER_5XX", message),
         _ => ProviderError::transient("PROVIDER_HTTP", message),
     }
+}
+
+/// A response's body, refused once it passes `limit` bytes (declared or
+/// received): PROVIDER_OUTPUT_TOO_LARGE, not retried.
+async fn read_capped(
+    mut response: reqwest::Response,
+    limit: u64,
+    what: &str,
+) -> Result<Vec<u8>, ProviderError> {
+    let too_large = || {
+        ProviderError::permanent(
+            "PROVIDER_OUTPUT_TOO_LARGE",
+            format!("{what} is larger than {limit} bytes"),
+        )
+    };
+    if response
+        .content_length()
+        .is_some_and(|declared| declared > limit)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| network(&e, what))? {
+        if body.len() as u64 + chunk.len() as u64 > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 fn network(err: &reqwest::Error, what: &str) -> ProviderError {
@@ -180,7 +216,7 @@ impl Hosted {
         if !response.status().is_success() {
             return Err(classify(response.status(), what));
         }
-        let body = response.bytes().await.map_err(|e| network(&e, what))?;
+        let body = read_capped(response, MAX_ANSWER_BYTES, what).await?;
         serde_json::from_slice(&body).map_err(|_| malformed(what))
     }
 
@@ -342,10 +378,12 @@ impl Hosted {
                     ),
                 ));
             }
-            let bytes = response
-                .bytes()
-                .await
-                .map_err(|e| network(&e, "an output download"))?;
+            let bytes = read_capped(
+                response,
+                self.config.max_download_bytes,
+                "an output download",
+            )
+            .await?;
             artifacts.push(Artifact {
                 kind,
                 name: output.name,
@@ -354,7 +392,7 @@ impl Hosted {
                 } else {
                     output.content_type
                 },
-                bytes: bytes.to_vec(),
+                bytes,
             });
         }
         for needed in required_outputs(job.stage) {

@@ -119,12 +119,6 @@ impl AuthApi {
     }
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> ApiResult<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|err| ApiError::Internal(err.to_string()))
-}
-
 /// What a refresh attempt found, decided inside its transaction.
 enum Exchange {
     Renewed(Box<UserRow>, String, DateTime<Utc>),
@@ -159,7 +153,10 @@ impl AuthService for AuthApi {
             return Err(ApiError::Invalid(violations).into());
         };
         let password = request.password;
-        let hash = blocking(move || credentials::hash_password(&password))
+        let hash = self
+            .config
+            .hasher
+            .run(move || credentials::hash_password(&password))
             .await?
             .map_err(ApiError::Internal)?;
         let signup_credits = self.config.signup_credits;
@@ -213,16 +210,14 @@ impl AuthService for AuthApi {
         let address = client_address(&request);
         let request = request.into_inner();
         let normalised = email::normalise(&request.email);
-        let account = throttle::account_key(normalised.as_deref().unwrap_or(request.email.trim()));
-        let mut keys = vec![account.clone()];
-        keys.extend(address.as_deref().map(throttle::address_key));
+        let attempt = throttle::Attempt::new(
+            normalised.as_deref().unwrap_or(request.email.trim()),
+            address.as_deref(),
+        );
         let mut conn = self.shared.conn().await?;
-        if let Some(wait) = throttle::wait(&mut conn, &keys, Utc::now())
+        let verdict = throttle::check(&mut conn, &self.config.throttle, &attempt, Utc::now())
             .await
-            .map_err(ApiError::from)?
-        {
-            return Err(ApiError::Throttled(wait).into());
-        }
+            .map_err(ApiError::from)?;
         let user = match &normalised {
             Ok(email) => store::find_by_email(&mut conn, email)
                 .await
@@ -230,18 +225,28 @@ impl AuthService for AuthApi {
             Err(_) => None,
         };
         drop(conn);
+        match verdict {
+            throttle::Verdict::Wait(wait) => return Err(ApiError::Throttled(wait).into()),
+            // Slowed, never refused: the right password still signs in.
+            throttle::Verdict::Slow(delay) => tokio::time::sleep(delay).await,
+            throttle::Verdict::Go => {}
+        }
         // A missing account spends the same time as a wrong password.
         let stored = user.as_ref().map_or_else(
             || credentials::decoy_hash().to_owned(),
             |u| u.password_hash.clone(),
         );
         let password = request.password;
-        let matches = blocking(move || credentials::verify_password(&password, &stored)).await?;
+        let matches = self
+            .config
+            .hasher
+            .run(move || credentials::verify_password(&password, &stored))
+            .await?;
         match user {
             Some(user) if matches => {
                 tracing::info!(user_id = %user.id, "signed in");
                 let mut conn = self.shared.conn().await?;
-                throttle::clear(&mut conn, &account)
+                throttle::clear(&mut conn, &attempt)
                     .await
                     .map_err(ApiError::from)?;
                 let subject = user.id.to_string();
@@ -262,7 +267,7 @@ impl AuthService for AuthApi {
             _ => {
                 metrics::counter!("cadenza_login_failures_total").increment(1);
                 let mut conn = self.shared.conn().await?;
-                throttle::record_failure(&mut conn, &keys, Utc::now())
+                throttle::record_failure(&mut conn, &attempt, Utc::now())
                     .await
                     .map_err(ApiError::from)?;
                 audit::record(
@@ -270,7 +275,7 @@ impl AuthService for AuthApi {
                     Event {
                         actor: "anonymous",
                         action: "session.login_failed",
-                        target: &account,
+                        target: attempt.account(),
                         client_address: address.as_deref(),
                         detail: None,
                     },
@@ -388,19 +393,26 @@ impl AuthService for AuthApi {
         let address = client_address(&request);
         let user = self.current_user(&subject).await?;
         // Asking for the password again is a sign-in attempt: throttled alike.
-        let account = throttle::account_key(&user.email);
+        let attempt = throttle::Attempt::new(&user.email, address.as_deref());
         let mut conn = self.shared.conn().await?;
-        if let Some(wait) = throttle::wait(&mut conn, std::slice::from_ref(&account), Utc::now())
+        let verdict = throttle::check(&mut conn, &self.config.throttle, &attempt, Utc::now())
             .await
-            .map_err(ApiError::from)?
-        {
-            return Err(ApiError::Throttled(wait).into());
-        }
+            .map_err(ApiError::from)?;
         drop(conn);
+        match verdict {
+            throttle::Verdict::Wait(wait) => return Err(ApiError::Throttled(wait).into()),
+            throttle::Verdict::Slow(delay) => tokio::time::sleep(delay).await,
+            throttle::Verdict::Go => {}
+        }
         let (password, stored) = (request.into_inner().password, user.password_hash.clone());
-        if !blocking(move || credentials::verify_password(&password, &stored)).await? {
+        let matches = self
+            .config
+            .hasher
+            .run(move || credentials::verify_password(&password, &stored))
+            .await?;
+        if !matches {
             let mut conn = self.shared.conn().await?;
-            throttle::record_failure(&mut conn, std::slice::from_ref(&account), Utc::now())
+            throttle::record_failure(&mut conn, &attempt, Utc::now())
                 .await
                 .map_err(ApiError::from)?;
             return Err(ApiError::PermissionDenied(

@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod credentials;
 pub mod email;
+pub mod hashing;
 pub mod store;
 pub mod throttle;
 
@@ -25,4 +26,8 @@ pub struct AccountsConfig {
     pub terms_version: String,
     /// Credits every new account starts with.
     pub signup_credits: i64,
+    /// Sign-in limits.
+    pub throttle: throttle::ThrottleConfig,
+    /// Runs password hashes within a memory budget.
+    pub hasher: hashing::Hasher,
 }

@@ -37,6 +37,8 @@ pub struct Shared {
     pub hub: WatchHub,
     pub storage: StorageServiceClient<TracedChannel>,
     pub max_duration_seconds: u32,
+    /// Bounds the open `WatchProject` streams.
+    pub streams: Arc<crate::watch_limits::StreamLimits>,
 }
 
 impl Shared {

@@ -366,12 +366,16 @@ impl ProjectService for ProjectApi {
                 .map_err(ApiError::from)?
                 .ok_or_else(|| ApiError::project_not_found(name))?;
         }
+        let permit = self.shared.streams.admit(&owner)?;
         // Subscribe before the first read, so nothing committed in between is missed.
         let mut notifications = self.shared.hub.subscribe();
         let pool = self.shared.pool.clone();
         let project_id = name.0;
         let mut last = request.after_event_id;
         let stream = async_stream::try_stream! {
+            // Held as long as the stream lives: dropped with it, when it ends
+            // or its client goes away.
+            let _permit = permit;
             loop {
                 let batch = {
                     let mut conn = pool.get().await.map_err(|e| Status::from(ApiError::from(e)))?;
