@@ -19,6 +19,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         deleted_at -> Nullable<Timestamptz>,
         objects_released_at -> Nullable<Timestamptz>,
+        title_derived -> Bool,
     }
 }
 
@@ -188,6 +189,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    storage_grants (id) {
+        id -> Uuid,
+        token -> Text,
+        owner -> Text,
+        keys -> Array<Text>,
+        created_at -> Timestamptz,
+        expires_at -> Nullable<Timestamptz>,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
     storage_deleted_projects (owner, project_id) {
         owner -> Text,
         project_id -> Uuid,
@@ -311,6 +324,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     inbox,
     storage_objects,
     storage_deleted_projects,
+    storage_grants,
     users,
     refresh_tokens,
     login_failures,

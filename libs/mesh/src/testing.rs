@@ -19,7 +19,7 @@ pub struct TestMesh {
     pub database: TestDatabase,
     pub queue_prefix: String,
     pub amqp_url: String,
-    _data_dir: tempfile::TempDir,
+    data_dir: tempfile::TempDir,
 }
 
 impl TestMesh {
@@ -81,7 +81,7 @@ impl TestMesh {
             database,
             queue_prefix,
             amqp_url,
-            _data_dir: data_dir,
+            data_dir,
         }
     }
 
@@ -91,6 +91,11 @@ impl TestMesh {
             .connect()
             .await
             .expect("the gateway accepts connections")
+    }
+
+    /// Where storage keeps this mesh's bytes (the local backend's root).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
     }
 
     /// The mesh's exchanges and queues, declared as its services declare them.

@@ -151,6 +151,7 @@ async fn start_songs(conn: &mut AsyncPgConnection, orchestrator: &Orchestrator, 
         for _ in 0..songs {
             let fields = projects::ProjectFields {
                 title: "bench".into(),
+                title_derived: false,
                 prompt: "an instant song".into(),
                 duration_seconds: 10,
                 has_vocals: true,

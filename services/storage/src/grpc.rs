@@ -44,7 +44,7 @@ fn no_such_object() -> Status {
     status::not_found("OBJECT_NOT_FOUND", "no such object")
 }
 
-fn catalog_status(err: CatalogError) -> Status {
+pub(crate) fn catalog_status(err: CatalogError) -> Status {
     match err {
         CatalogError::ProjectDeleted => status::failed_precondition(
             "PROJECT_DELETED",
@@ -187,6 +187,28 @@ impl StorageService for StorageApi {
     ) -> Result<Response<ListOwnerObjectsResponse>, Status> {
         observe::outcome("list_owner", self.list_owner(request.into_inner()).await)
             .map(Response::new)
+    }
+
+    async fn put_grant(
+        &self,
+        request: Request<cadenza_proto::v1::PutGrantRequest>,
+    ) -> Result<Response<cadenza_proto::v1::PutGrantResponse>, Status> {
+        observe::outcome(
+            "put_grant",
+            StorageApi::put_grant(self, request.into_inner()).await,
+        )
+        .map(Response::new)
+    }
+
+    async fn revoke_grant(
+        &self,
+        request: Request<cadenza_proto::v1::RevokeGrantRequest>,
+    ) -> Result<Response<cadenza_proto::v1::RevokeGrantResponse>, Status> {
+        observe::outcome(
+            "revoke_grant",
+            StorageApi::revoke_grant(self, request.into_inner()).await,
+        )
+        .map(|()| Response::new(cadenza_proto::v1::RevokeGrantResponse {}))
     }
 }
 

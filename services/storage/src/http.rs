@@ -35,6 +35,7 @@ pub struct Signature {
 pub fn router(server: FileServer) -> Router {
     Router::new()
         .route("/v1/files/{*key}", get(serve_file))
+        .route("/v1/gifts/{token}/{position}", get(serve_gift))
         .with_state(server)
         .layer(any_origin())
 }
@@ -69,6 +70,55 @@ async fn serve_file(
 ) -> Response {
     let started = std::time::Instant::now();
     let response = respond(&server, &key, &signature, &headers).await;
+    observed(started, response)
+}
+
+/// A grant's file: `/v1/gifts/{token}/{position}?exp=..&name=..&sig=..`.
+async fn serve_gift(
+    State(server): State<FileServer>,
+    UrlPath((token, position)): UrlPath<(String, usize)>,
+    Query(signature): Query<Signature>,
+    headers: HeaderMap,
+) -> Response {
+    let started = std::time::Instant::now();
+    let response = respond_gift(&server, &token, position, &signature, &headers).await;
+    observed(started, response)
+}
+
+async fn respond_gift(
+    server: &FileServer,
+    token: &str,
+    position: usize,
+    signature: &Signature,
+    headers: &HeaderMap,
+) -> Response {
+    let now = chrono::Utc::now();
+    if !crate::grants::plausible_token(token)
+        || signature.exp < now.timestamp()
+        || !server.signer.verify(
+            &crate::gift::signed_path(token, position),
+            signature.exp,
+            &signature.name,
+            &signature.sig,
+        )
+    {
+        return forbidden();
+    }
+    // The grant is asked on every request: revoked, expired or deleted is
+    // refused at once, with the same answer as a bad signature.
+    let record = match server.catalog.granted(token, position, now).await {
+        Ok(Some(record)) => record,
+        Ok(None) => return forbidden(),
+        Err(err) => {
+            tracing::warn!(error = %err, "catalog unavailable");
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    };
+    serve(server, &record, &signature.name, headers).await
+}
+
+/// Records a response's latency and, for a failure, its kind.
+fn observed(started: std::time::Instant, response: Response) -> Response {
     let status = response.status();
     metrics::histogram!(LATENCY, "status" => status.as_str().to_owned())
         .record(started.elapsed().as_secs_f64());
@@ -108,6 +158,17 @@ async fn respond(
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
     };
+    serve(server, &record, &signature.name, headers).await
+}
+
+/// The bytes of a catalogued object, whole or the range asked for.
+async fn serve(
+    server: &FileServer,
+    record: &crate::catalog::ObjectRecord,
+    name: &str,
+    headers: &HeaderMap,
+) -> Response {
+    let key = record.key.as_str();
     let size = record.size_bytes as u64;
     // The content's own checksum: the same bytes always carry the same tag.
     let etag = format!("\"{}\"", record.sha256);
@@ -158,7 +219,7 @@ async fn respond(
         .header(header::CACHE_CONTROL, "private, max-age=300")
         .header(
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}\"", signature.name),
+            format!("attachment; filename=\"{name}\""),
         )
         .header(header::ETAG, etag);
     if range.is_some() {

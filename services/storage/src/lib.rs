@@ -4,6 +4,8 @@ pub mod backend;
 pub mod catalog;
 pub mod config;
 mod download;
+mod gift;
+pub mod grants;
 pub mod grpc;
 pub mod http;
 pub mod keys;
@@ -67,6 +69,14 @@ const CALLERS: &[Rule] = &[
     ),
     Rule::new(
         "/cadenza.v1.StorageService/ListOwnerObjects",
+        Access::From(&[Service::Project]),
+    ),
+    Rule::new(
+        "/cadenza.v1.StorageService/PutGrant",
+        Access::From(&[Service::Project]),
+    ),
+    Rule::new(
+        "/cadenza.v1.StorageService/RevokeGrant",
         Access::From(&[Service::Project]),
     ),
 ];

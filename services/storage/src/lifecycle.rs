@@ -40,6 +40,22 @@ pub struct SweepReport {
     pub purged_bytes: u64,
 }
 
+/// No live grant names the object: an expired object a gift page still plays
+/// is kept until the grant ends.
+fn not_granted(
+    now: DateTime<Utc>,
+) -> diesel::expression::SqlLiteral<
+    diesel::sql_types::Bool,
+    impl diesel::query_builder::QueryFragment<diesel::pg::Pg>,
+> {
+    diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "NOT EXISTS (SELECT 1 FROM storage_grants g WHERE storage_objects.key = ANY(g.keys) \
+         AND g.revoked_at IS NULL AND (g.expires_at IS NULL OR g.expires_at > ",
+    )
+    .bind::<diesel::sql_types::Timestamptz, _>(now)
+    .sql("))")
+}
+
 /// Purges everything due at `now`, batch by batch, until nothing is left.
 pub async fn sweep(
     catalog: &Catalog,
@@ -57,7 +73,7 @@ pub async fn sweep(
                     .filter(
                         storage_objects::deleted_at
                             .le(deleted_before)
-                            .or(storage_objects::expires_at.le(now)),
+                            .or(storage_objects::expires_at.le(now).and(not_granted(now))),
                     )
                     .select((storage_objects::key, storage_objects::size_bytes))
                     .order(storage_objects::key.asc())
@@ -96,7 +112,14 @@ pub async fn run(
     shutdown: CancellationToken,
 ) {
     loop {
-        match sweep(&catalog, &store, config.purge_after, Utc::now()).await {
+        let now = Utc::now();
+        if let Err(err) = catalog
+            .forget_ended_grants(now - crate::grants::FORGET_AFTER)
+            .await
+        {
+            tracing::warn!(error = %err, "forgetting ended grants failed; will retry");
+        }
+        match sweep(&catalog, &store, config.purge_after, now).await {
             Ok(report) => {
                 metrics::counter!("cadenza_storage_purged_objects_total")
                     .increment(report.purged_objects);

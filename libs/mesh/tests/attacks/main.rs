@@ -7,3 +7,4 @@
 mod abuse;
 mod authorization;
 mod identity;
+mod privacy;

@@ -8,6 +8,7 @@
 
 pub mod assets;
 pub mod convert;
+pub mod gift;
 pub mod projects;
 pub mod provenance;
 pub mod shares;

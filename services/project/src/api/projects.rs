@@ -195,6 +195,7 @@ impl ProjectService for ProjectApi {
                 let current = projects::lock(conn, &owner, name.0).await?.ok_or_else(|| ApiError::project_not_found(name))?;
                 let mut fields = projects::ProjectFields {
                     title: current.title.clone(),
+                    title_derived: current.title_derived,
                     prompt: current.prompt.clone(),
                     duration_seconds: current.duration_seconds,
                     has_vocals: current.has_vocals,
@@ -206,7 +207,10 @@ impl ProjectService for ProjectApi {
                 for path in &paths {
                     let field = format!("project.{path}");
                     match path.as_str() {
-                        "title" => fields.title = validate::title(&patch.title, &fields.prompt, &field, &mut violations),
+                        "title" => {
+                            fields.title = validate::title(&patch.title, &fields.prompt, &field, &mut violations);
+                            fields.title_derived = patch.title.trim().is_empty();
+                        }
                         "prompt" => fields.prompt = validate::prompt(&patch.prompt, &field, &mut violations),
                         "duration_seconds" => fields.duration_seconds = validate::duration(patch.duration_seconds, &field, &limits, &mut violations),
                         "has_vocals" => fields.has_vocals = patch.has_vocals,

@@ -2,8 +2,8 @@
 //!
 //! A link's token is its page address (`/s/{token}`): 24 random bytes, so it
 //! cannot be guessed, stored as it is because it is meant to be passed on. The
-//! page learns only the song's title, the sender's message and signed URLs of the
-//! finished audio; never the owner, the prompt or the lyrics.
+//! page learns only the song's public title, the sender's message and signed URLs
+//! of the finished audio (`gift`); never the owner, the prompt or the lyrics.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use super::Shared;
+use super::gift;
 use super::projects::ProjectApi;
 use crate::domain::RunState;
 use crate::error::{ApiError, ApiResult};
@@ -24,9 +25,6 @@ use crate::store::{projects, runs};
 
 const MAX_MESSAGE_CHARS: usize = 500;
 const MAX_EXPIRE_DAYS: i32 = 3650;
-/// How long the audio URLs a gift page gets stay valid; the page asks again
-/// when it is opened later.
-const PAGE_URL_SECONDS: u32 = 3600;
 
 pub struct ShareApi {
     pub shared: Shared,
@@ -102,23 +100,6 @@ async fn newest_completed_run(
 }
 
 impl ShareApi {
-    async fn sign(&self, owner: &str, key: String, download_name: String) -> ApiResult<String> {
-        Ok(self
-            .shared
-            .storage
-            .clone()
-            .sign_download_url(v1::SignDownloadUrlRequest {
-                key,
-                owner: owner.to_owned(),
-                expire_seconds: PAGE_URL_SECONDS,
-                download_name,
-            })
-            .await
-            .map_err(ApiError::Storage)?
-            .into_inner()
-            .url)
-    }
-
     /// The parent, the trimmed message and the idempotency key, every fault
     /// named at once.
     fn validate_create(
@@ -239,6 +220,27 @@ impl ShareService for ShareApi {
                     .await?)
             })
             .await?;
+        // The grant now, so the song's preview is kept from this moment; if
+        // storage is away, the first opening of the page makes it.
+        let assets = {
+            let mut conn = self.shared.conn().await?;
+            runs::assets_of_run(&mut conn, row.run_id)
+                .await
+                .map_err(ApiError::from)?
+        };
+        let title = gift::public_title(&project.title, project.title_derived);
+        if let Err(err) = gift::grant(
+            &self.shared,
+            row.id,
+            &owner,
+            &assets,
+            &title,
+            row.expires_at,
+        )
+        .await
+        {
+            tracing::warn!(link = %row.id, error = %err, "could not grant the shared song's files yet; the page will");
+        }
         Ok(Response::new(link_proto(&row)))
     }
 
@@ -275,6 +277,10 @@ impl ShareService for ShareApi {
         let owner = self.shared.caller(&request).await?;
         let name = ShareLinkName::parse(&request.get_ref().name)
             .map_err(|e| ApiError::invalid("name", e.to_string()))?;
+        // Storage first: the URLs handed out stop working before the link
+        // says revoked, and a storage that cannot be reached leaves the link as
+        // it was (UNAVAILABLE: try again).
+        gift::revoke(&self.shared, name.link, &owner).await?;
         let mut conn = self.shared.conn().await?;
         let mine = share_links::table
             .filter(share_links::id.eq(name.link))
@@ -310,20 +316,21 @@ impl ShareService for ShareApi {
             return Err(link_not_found().into());
         }
         let mut conn = self.shared.conn().await?;
-        let found: Option<(ShareLinkRow, String, i32)> = share_links::table
+        let found: Option<(ShareLinkRow, String, bool, i32)> = share_links::table
             .inner_join(projects_table::table)
             .filter(share_links::token.eq(&token))
             .filter(projects_table::deleted_at.is_null())
             .select((
                 ShareLinkRow::as_select(),
                 projects_table::title,
+                projects_table::title_derived,
                 projects_table::duration_seconds,
             ))
             .first(&mut conn)
             .await
             .optional()
             .map_err(ApiError::from)?;
-        let (link, title, duration_seconds) = found.ok_or_else(link_not_found)?;
+        let (link, title, title_derived, duration_seconds) = found.ok_or_else(link_not_found)?;
         if link.revoked_at.is_some() {
             return Err(ApiError::FailedPrecondition(
                 "SHARE_LINK_REVOKED",
@@ -342,44 +349,23 @@ impl ShareService for ShareApi {
             .await
             .map_err(ApiError::from)?;
         drop(conn);
-        let mut song = v1::SharedSong {
-            title: title.clone(),
-            message: link.message.clone(),
-            ai_generated: true,
-            duration_seconds: f64::from(duration_seconds),
-            create_time: Some(cadenza_proto::timestamp(link.created_at)),
-            ..Default::default()
-        };
-        // The file a browser saves: the title, made safe, with the asset's extension.
-        let download = |file_name: &str| {
-            let safe: String = title
-                .chars()
-                .map(|c| if c.is_alphanumeric() { c } else { '-' })
-                .collect();
-            let ext = file_name.rsplit('.').next().unwrap_or("bin");
-            format!("{}.{ext}", safe.trim_matches('-'))
-        };
-        for asset in assets {
-            match asset.kind.as_str() {
-                "master" => {
-                    song.audio_url = self
-                        .sign(&link.owner, asset.object_key, download(&asset.file_name))
-                        .await?;
-                }
-                "preview" => {
-                    song.preview_url = self
-                        .sign(&link.owner, asset.object_key, download(&asset.file_name))
-                        .await?;
-                }
-                "peaks" => {
-                    song.peaks_url = self
-                        .sign(&link.owner, asset.object_key, "peaks.json".into())
-                        .await?;
-                }
-                _ => {}
-            }
-        }
-        Ok(Response::new(song))
+        let title = gift::public_title(&title, title_derived);
+        let urls = gift::grant(
+            &self.shared,
+            link.id,
+            &link.owner,
+            &assets,
+            &title,
+            link.expires_at,
+        )
+        .await?;
+        Ok(Response::new(gift::song(
+            title,
+            link.message.clone(),
+            duration_seconds,
+            link.created_at,
+            urls,
+        )))
     }
 }
 

@@ -107,6 +107,7 @@ pub fn new_project(project: &v1::Project, limits: &Limits) -> Result<ProjectFiel
     let prompt = prompt(&project.prompt, "project.prompt", &mut violations);
     let fields = ProjectFields {
         title: title(&project.title, &prompt, "project.title", &mut violations),
+        title_derived: project.title.trim().is_empty(),
         duration_seconds: duration(
             project.duration_seconds,
             "project.duration_seconds",

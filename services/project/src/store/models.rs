@@ -11,6 +11,8 @@ pub struct ProjectRow {
     pub id: Uuid,
     pub owner: String,
     pub title: String,
+    /// The title was made from the prompt (see `ProjectFields::title_derived`).
+    pub title_derived: bool,
     pub prompt: String,
     pub duration_seconds: i32,
     pub has_vocals: bool,

@@ -13,6 +13,9 @@ use super::models::ProjectRow;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProjectFields {
     pub title: String,
+    /// The title was made from the prompt (none was given): the owner's words,
+    /// never shown on a gift page.
+    pub title_derived: bool,
     pub prompt: String,
     pub duration_seconds: i32,
     pub has_vocals: bool,
@@ -32,6 +35,7 @@ pub async fn insert(
             projects::id.eq(id),
             projects::owner.eq(owner),
             projects::title.eq(&fields.title),
+            projects::title_derived.eq(fields.title_derived),
             projects::prompt.eq(&fields.prompt),
             projects::duration_seconds.eq(fields.duration_seconds),
             projects::has_vocals.eq(fields.has_vocals),
@@ -177,6 +181,7 @@ pub async fn update_fields(
     diesel::update(projects::table.find(id))
         .set((
             projects::title.eq(&fields.title),
+            projects::title_derived.eq(fields.title_derived),
             projects::prompt.eq(&fields.prompt),
             projects::duration_seconds.eq(fields.duration_seconds),
             projects::has_vocals.eq(fields.has_vocals),

@@ -34,6 +34,7 @@ pub async fn fixture(has_vocals: bool) -> Fixture {
     };
     let fields = projects::ProjectFields {
         title: "t".into(),
+        title_derived: false,
         prompt: "a song".into(),
         duration_seconds: 10,
         has_vocals,
