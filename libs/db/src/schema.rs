@@ -219,6 +219,7 @@ diesel::table! {
         terms_accepted_at -> Nullable<Timestamptz>,
         deleted_at -> Nullable<Timestamptz>,
         plan -> Text,
+        purged_at -> Nullable<Timestamptz>,
     }
 }
 

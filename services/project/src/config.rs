@@ -38,6 +38,9 @@ pub struct Config {
     /// `None`: off, one connection).
     pub balance_refresh: Option<std::time::Duration>,
     pub max_duration_seconds: u32,
+    /// How long a deleted project or account is kept before its personal data
+    /// is purged (`CADENZA_DELETED_RETENTION_DAYS`).
+    pub deleted_retention: chrono::Duration,
     /// Open `WatchProject` streams per user and on this replica.
     pub watch_streams_per_user: usize,
     pub watch_streams_per_replica: usize,
@@ -116,6 +119,11 @@ impl Config {
                 DEFAULT_MAX_DURATION_SECONDS,
                 5..=3600,
             ),
+            deleted_retention: chrono::Duration::days(env.bounded(
+                crate::purge::RETENTION_VARIABLE,
+                crate::purge::DEFAULT_RETENTION_DAYS,
+                0..=3650,
+            )),
             watch_streams_per_user: env.bounded(
                 "CADENZA_WATCH_STREAMS_PER_USER",
                 crate::watch_limits::DEFAULT_PER_USER,

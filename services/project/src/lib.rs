@@ -12,6 +12,7 @@ pub mod object_release;
 pub mod orchestrator;
 pub mod patience;
 pub mod plans;
+pub mod purge;
 pub mod relay;
 pub mod status;
 pub mod store;
@@ -45,6 +46,9 @@ const CALLERS: &[Rule] = &[
     mesh_auth::VERSION,
     Rule::new("/cadenza.v1.", Access::From(&[Service::Gateway])),
 ];
+
+/// How often the purge of deleted projects and accounts looks for work.
+const PURGE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Stage updates handled at once.
 const UPDATE_PREFETCH: u16 = 64;
@@ -180,6 +184,12 @@ pub async fn run(
         pool.clone(),
         storage,
         config.reconcile_every,
+        shutdown.clone(),
+    ));
+    tasks.spawn(purge::run(
+        pool.clone(),
+        config.deleted_retention,
+        PURGE_EVERY,
         shutdown.clone(),
     ));
     tasks.spawn(reconcile_forever(

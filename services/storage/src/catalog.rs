@@ -180,6 +180,17 @@ impl Catalog {
             .set(storage_objects::deleted_at.eq(now))
             .execute(conn)
             .await?;
+            // Its gift grants end with it (and are forgotten a day later).
+            diesel::sql_query(
+                "UPDATE storage_grants SET revoked_at = $1 \
+                 WHERE owner = $2 AND revoked_at IS NULL \
+                 AND EXISTS (SELECT 1 FROM unnest(keys) AS k WHERE left(k, length($3)) = $3)",
+            )
+            .bind::<diesel::sql_types::Timestamptz, _>(now)
+            .bind::<Text, _>(owner)
+            .bind::<Text, _>(format!("users/{owner}/projects/{project_id}/"))
+            .execute(conn)
+            .await?;
             Ok(marked as u64)
         })
         .await

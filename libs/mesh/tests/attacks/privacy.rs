@@ -237,3 +237,166 @@ async fn a_gift_outlives_its_preview_and_degrades_when_one_is_gone() {
     assert_eq!(fetch(&page.preview_url).await.0, 200);
     mesh.stop().await;
 }
+
+/// Every row of every table of `database_url` holding `needle` in any text,
+/// array or binary column, as `table.column` (one entry per column found).
+async fn rows_holding(database_url: &str, needle: &str) -> Vec<String> {
+    #[derive(diesel::QueryableByName)]
+    struct Column {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        table_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        column_name: String,
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        data_type: String,
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let mut conn = AsyncPgConnection::establish(database_url)
+        .await
+        .expect("database");
+    let columns: Vec<Column> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, data_type::text \
+         FROM information_schema.columns c JOIN information_schema.tables t USING (table_schema, table_name) \
+         WHERE table_schema = 'public' AND t.table_type = 'BASE TABLE' \
+         AND data_type IN ('text', 'character varying', 'bytea', 'ARRAY', 'jsonb', 'json')",
+    )
+    .load(&mut conn)
+    .await
+    .expect("columns");
+    assert!(
+        columns.len() > 30,
+        "the scan sees the schema: {}",
+        columns.len()
+    );
+    let mut found = Vec::new();
+    for column in columns {
+        let test = match column.data_type.as_str() {
+            // Protobuf payloads keep strings as their UTF-8 bytes.
+            "bytea" => format!(
+                "position(convert_to($1, 'UTF8') in \"{}\") > 0",
+                column.column_name
+            ),
+            _ => format!("\"{}\"::text LIKE '%' || $1 || '%'", column.column_name),
+        };
+        let count: Count = diesel::sql_query(format!(
+            "SELECT count(*) AS n FROM \"{}\" WHERE {test}",
+            column.table_name
+        ))
+        .bind::<diesel::sql_types::Text, _>(needle)
+        .get_result(&mut conn)
+        .await
+        .expect("scan");
+        if count.n > 0 {
+            found.push(format!(
+                "{}.{} ({} rows)",
+                column.table_name, column.column_name, count.n
+            ));
+        }
+    }
+    found
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_account_leaves_no_email_or_prompt_after_the_retention_window() {
+    let mut env = cadenza_config::Env::default();
+    env.set("CADENZA_DEV_MODE", "true");
+    env.set("CADENZA_DELETED_RETENTION_DAYS", "0");
+    let mesh = TestMesh::start_with(env).await;
+    let channel = mesh.channel().await;
+    let email = "purge-me@example.com";
+    let session = cadenza_mesh::testing::register(&channel, email).await;
+    let mut auth = v1::auth_service_client::AuthServiceClient::new(channel.clone());
+    // A failed sign-in: the email lands in the audit log and the throttle.
+    auth.login(v1::LoginRequest {
+        email: email.into(),
+        password: "not the password at all".into(),
+    })
+    .await
+    .expect_err("a wrong password");
+    let song = |title: &str, marker: &str| v1::Project {
+        title: title.into(),
+        prompt: format!("{marker}-PROMPT a gentle song"),
+        lyrics: Some(format!("{marker}-LYRICS la la la")),
+        duration_seconds: 5,
+        has_vocals: true,
+        ..Default::default()
+    };
+    let doomed = create_project(
+        &channel,
+        &session.access_token,
+        song("PURGE-MARKER-TITLE", "PURGE-MARKER"),
+    )
+    .await;
+    generate(&channel, &session.access_token, &doomed.name).await;
+    assert_eq!(
+        finished_state(
+            &channel,
+            &session.access_token,
+            &doomed.name,
+            Duration::from_secs(120)
+        )
+        .await,
+        v1::RunState::Succeeded
+    );
+    ShareServiceClient::new(channel.clone())
+        .create_share_link(authed(
+            &session.access_token,
+            v1::CreateShareLinkRequest {
+                parent: doomed.name.clone(),
+                message: "PURGE-MARKER-MESSAGE".into(),
+                ..Default::default()
+            },
+        ))
+        .await
+        .expect("share");
+    // Someone else's song, which must survive: it shows the scan finds things.
+    let other = cadenza_mesh::testing::register(&channel, "stays@example.com").await;
+    create_project(&channel, &other.access_token, song("Kept", "KEEP-MARKER")).await;
+
+    auth.delete_account(authed(
+        &session.access_token,
+        v1::DeleteAccountRequest {
+            password: cadenza_mesh::testing::TEST_PASSWORD.into(),
+        },
+    ))
+    .await
+    .expect("delete the account");
+    // At once: the email is gone from everywhere.
+    assert_eq!(
+        rows_holding(&mesh.database.url, email).await,
+        Vec::<String>::new()
+    );
+
+    // Deleted, not yet purged: the song is hidden but still there.
+    assert!(
+        !rows_holding(&mesh.database.url, "PURGE-MARKER")
+            .await
+            .is_empty()
+    );
+    let pool = cadenza_db::build_pool(&cadenza_db::DbConfig::new(&mesh.database.url, "purge-test"))
+        .expect("pool");
+    let report = cadenza_project::purge::sweep(&pool, chrono::Duration::zero(), chrono::Utc::now())
+        .await
+        .expect("purge");
+    assert_eq!((report.projects, report.accounts), (1, 1), "{report:?}");
+    assert_eq!(
+        rows_holding(&mesh.database.url, "PURGE-MARKER").await,
+        Vec::<String>::new(),
+        "the deleted account's titles, prompts, lyrics and messages are gone"
+    );
+    assert_eq!(
+        rows_holding(&mesh.database.url, email).await,
+        Vec::<String>::new()
+    );
+    assert!(
+        !rows_holding(&mesh.database.url, "KEEP-MARKER")
+            .await
+            .is_empty(),
+        "the other user's song stays"
+    );
+    mesh.stop().await;
+}

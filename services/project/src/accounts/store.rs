@@ -196,13 +196,25 @@ pub async fn revoke_family(
 }
 
 /// Deletes an account: it can no longer sign in, its sessions and keys stop
-/// working, and its email is freed. The row stays (tombstoned, without the email
-/// or password hash) so ledgers and the audit log keep naming a real subject.
+/// working, and its email is freed, gone from the audit log and the sign-in
+/// throttle too (`crate::purge::forget_email`). The row stays (tombstoned,
+/// without the email or password hash) so ledgers and the audit log keep naming
+/// a subject, which no longer says who.
 pub async fn tombstone(
     conn: &mut AsyncPgConnection,
     id: Uuid,
     now: DateTime<Utc>,
 ) -> QueryResult<()> {
+    let email: Option<String> = users::table
+        .find(id)
+        .filter(users::deleted_at.is_null())
+        .select(users::email)
+        .first(conn)
+        .await
+        .optional()?;
+    if let Some(email) = email {
+        crate::purge::forget_email(conn, id, &email).await?;
+    }
     diesel::update(users::table.find(id))
         .set((
             users::deleted_at.eq(now),
