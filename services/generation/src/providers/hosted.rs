@@ -16,6 +16,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::redact::Redactor;
 use super::{Job, Progress, Provider, ProviderError, Ran, required_outputs, stage_name};
 
 /// Which queue API a hosted provider speaks.
@@ -405,20 +406,15 @@ impl Hosted {
         }
         Ok(artifacts)
     }
+}
 
-    /// Provider logs may echo what they were sent: the prompt and lyrics never
-    /// reach our logs.
-    fn redact(line: &str, job: &Job<'_>) -> String {
-        let mut line = line.to_owned();
-        let private = [
-            Some(job.request.prompt.as_str()),
-            job.request.lyrics.as_deref(),
-        ];
-        for secret in private.into_iter().flatten().filter(|s| s.len() >= 4) {
-            line = line.replace(secret, "[redacted]");
-        }
-        line.chars().take(500).collect()
-    }
+/// Longest provider line kept in our logs.
+const MAX_LOG_CHARS: usize = 500;
+
+/// A provider's words for our logs: fragments of the prompt or lyrics they
+/// echo hidden ([`super::redact`]), and cut short.
+fn loggable(redactor: &Redactor, line: &str) -> String {
+    redactor.redact(line).chars().take(MAX_LOG_CHARS).collect()
 }
 
 #[async_trait::async_trait]
@@ -429,6 +425,16 @@ impl Provider for Hosted {
 
     async fn run(&self, job: &Job<'_>, progress: Progress<'_>) -> Result<Ran, ProviderError> {
         let deadline = Instant::now() + self.config.job_timeout;
+        // Provider logs may echo what they were sent: the prompt and lyrics
+        // never reach our logs, however reformatted.
+        let redactor = Redactor::new(
+            [
+                Some(job.request.prompt.as_str()),
+                job.request.lyrics.as_deref(),
+            ]
+            .into_iter()
+            .flatten(),
+        );
         let submitted = self.submit(job).await?;
         tracing::info!(provider = self.name, job = %submitted.id, stage = stage_name(job.stage), "submitted a hosted job");
         let mut seen_logs = 0;
@@ -455,7 +461,7 @@ impl Provider for Hosted {
                 }
             };
             for line in logs.iter().skip(seen_logs) {
-                tracing::info!(provider = self.name, job = %submitted.id, log = %Self::redact(line, job), "provider log");
+                tracing::info!(provider = self.name, job = %submitted.id, log = %loggable(&redactor, line), "provider log");
             }
             seen_logs = seen_logs.max(logs.len());
             match polled {
@@ -471,7 +477,7 @@ impl Provider for Hosted {
                 Polled::Failed(error) => {
                     return Err(ProviderError::transient(
                         "PROVIDER_JOB_FAILED",
-                        format!("the job failed: {}", Self::redact(&error, job)),
+                        format!("the job failed: {}", loggable(&redactor, &error)),
                     ));
                 }
                 Polled::Cancelled => return Err(ProviderError::Cancelled),

@@ -7,6 +7,7 @@ pub mod breaker;
 pub mod builtin;
 pub mod chain;
 pub mod hosted;
+pub mod redact;
 
 use cadenza_synth::{Artifact, ArtifactKind, SongRequest, Stage};
 
