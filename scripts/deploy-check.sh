@@ -162,6 +162,7 @@ refuse "repeats another mesh secret" "${created[@]}" \
 refuse "issuerRef.name" --set mtls.enabled=true
 refuse "autoscaling needs" --set gateway.autoscaling.targetCPUUtilizationPercentage=0
 refuse "not allowed" --set gateway.replicas=3
+refuse "dev mode" --set gateway.env.CADENZA_DEV_MODE=true
 
 step "yamllint: the chart's values and k8s/ (the other renders without line limits)"
 yamllint --strict -c tools/deploy/yamllint.yaml "$chart/Chart.yaml" "$chart/values.yaml" "$chart/ci" k8s

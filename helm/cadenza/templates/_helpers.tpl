@@ -167,6 +167,9 @@ balancing over every ready pod), https:// with mTLS. */}}
 {{- define "cadenza.configMap" -}}
 {{- $svc := index .root.Values .component }}
 {{- range $key, $value := $svc.env }}
+{{- if eq $key "CADENZA_DEV_MODE" }}
+{{- fail (printf "%s.env.CADENZA_DEV_MODE: dev mode (tokens for anyone who asks) cannot be switched on by this chart" $.component) }}
+{{- end }}
 {{- $_ := set $.env $key (toString $value) }}
 {{- end }}
 apiVersion: v1

@@ -153,6 +153,28 @@ impl Env {
         });
     }
 
+    /// Whether dev mode is on (`CADENZA_DEV_MODE`, off by default). Dev mode
+    /// hands a token for any name to anyone who asks, so a process in it must
+    /// hold nothing of production's: with any of [`PRODUCTION_SECRETS`] set it
+    /// is a configuration problem, naming the variable.
+    pub fn dev_mode(&mut self) -> bool {
+        let on = self.flag(DEV_MODE, false);
+        if on {
+            for secret in PRODUCTION_SECRETS {
+                if self.optional(secret).is_some() {
+                    self.problem(
+                        DEV_MODE,
+                        format!(
+                            "dev mode refuses to start while {secret} is set: it issues tokens to \
+                             anyone, so it must hold no production secret"
+                        ),
+                    );
+                }
+            }
+        }
+        on
+    }
+
     /// Ok when nothing was wrong; otherwise every problem found.
     pub fn finish(&self) -> Result<(), ConfigError> {
         if self.problems.is_empty() {
@@ -164,6 +186,19 @@ impl Env {
         }
     }
 }
+
+pub const DEV_MODE: &str = "CADENZA_DEV_MODE";
+
+/// Secrets only a production system has: a hosted provider's key (it costs
+/// money and reaches a real account), object-store credentials, and a rotated
+/// token secret (no dev set-up rotates).
+pub const PRODUCTION_SECRETS: [&str; 5] = [
+    "CADENZA_FAL_KEY",
+    "CADENZA_REPLICATE_TOKEN",
+    "CADENZA_S3_ACCESS_KEY_ID",
+    "CADENZA_S3_SECRET_ACCESS_KEY",
+    "CADENZA_JWT_PREVIOUS_SECRETS",
+];
 
 /// The token signing secrets shared by the gateway (verifies) and `project`
 /// (signs): `CADENZA_JWT_SECRET`, the active one, required outside dev mode, and
@@ -201,6 +236,29 @@ impl JwtSecrets {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dev_mode_refuses_production_secrets() {
+        let mut env = Env::from_pairs([
+            (DEV_MODE, "true"),
+            ("CADENZA_FAL_KEY", "a real key"),
+            (
+                "CADENZA_JWT_SECRET",
+                "a dev secret of at least thirty-two bytes",
+            ),
+        ]);
+        assert!(env.dev_mode());
+        let err = env.finish().expect_err("a provider key in dev mode");
+        assert_eq!(err.problems.len(), 1, "{err}");
+        assert!(err.problems[0].reason.contains("CADENZA_FAL_KEY"), "{err}");
+        // The same key outside dev mode is fine, and so is dev mode without it.
+        let mut env = Env::from_pairs([("CADENZA_FAL_KEY", "a real key")]);
+        assert!(!env.dev_mode());
+        assert!(env.finish().is_ok());
+        let mut env = Env::from_pairs([(DEV_MODE, "true")]);
+        assert!(env.dev_mode());
+        assert!(env.finish().is_ok());
+    }
 
     #[test]
     fn reports_every_problem_at_once() {

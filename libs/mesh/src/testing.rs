@@ -31,6 +31,19 @@ impl TestMesh {
         Self::start_with(env).await
     }
 
+    /// Starts a mesh as production runs it: dev mode off (no dev tokens: sign
+    /// up with [`register`]), credits charged, its secrets random, plus `env`.
+    pub async fn production(mut env: cadenza_config::Env) -> Self {
+        use cadenza_config::ExposeSecret;
+        env.set("CADENZA_DEV_MODE", "false");
+        for secret in ["CADENZA_JWT_SECRET", "CADENZA_URL_SIGNING_KEY"] {
+            if env.optional(secret).is_none() {
+                env.set(secret, cadenza_auth::random_secret().expose_secret());
+            }
+        }
+        Self::start_with(env).await
+    }
+
     /// Starts a mesh with these settings (for example dev mode off, with secrets).
     pub async fn start_with(env: cadenza_config::Env) -> Self {
         let amqp_url =

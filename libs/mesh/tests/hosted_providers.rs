@@ -86,17 +86,19 @@ async fn start() -> Arc<Server> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_stage_falls_through_to_a_hosted_provider_and_its_output_is_stored() {
     let server = start().await;
+    // Provider keys are production's: no dev mode beside them.
     let mut env = cadenza_config::Env::default();
-    env.set("CADENZA_DEV_MODE", "true");
     env.set("CADENZA_PROVIDER_CHAIN", "lyrics=fal,replicate,builtin");
     env.set("CADENZA_FAL_KEY", "not-a-real-key");
     env.set("CADENZA_FAL_URL", format!("{}/fal", server.base));
     env.set("CADENZA_REPLICATE_TOKEN", "also-not-real");
     env.set("CADENZA_REPLICATE_URL", &server.base);
     env.set("CADENZA_PROVIDER_POLL_MILLIS", "20");
-    let mesh = TestMesh::start_with(env).await;
+    let mesh = TestMesh::production(env).await;
     let channel = mesh.channel().await;
-    let token = mesh.token("hosted-fan").await;
+    let token = cadenza_mesh::testing::register(&channel, "hosted-fan@example.com")
+        .await
+        .access_token;
     let mut projects = ProjectServiceClient::new(channel.clone());
     let project = create_project(
         &channel,

@@ -143,16 +143,18 @@ async fn a_provider_echoing_the_songs_words_leaves_no_fragment_in_the_logs() {
         .try_init()
         .expect("this test binary's only subscriber");
     let provider = echoing_provider().await;
+    // Provider keys are production's: no dev mode beside them.
     let mut env = cadenza_config::Env::default();
-    env.set("CADENZA_DEV_MODE", "true");
     env.set("CADENZA_PROVIDER_CHAIN", "lyrics=replicate,builtin");
     env.set("CADENZA_REPLICATE_TOKEN", "not-a-real-token");
     env.set("CADENZA_REPLICATE_URL", &provider.base);
     env.set("CADENZA_PROVIDER_POLL_MILLIS", "20");
     env.set("CADENZA_PROVIDER_BACKOFF_MILLIS", "10");
-    let mesh = TestMesh::start_with(env).await;
+    let mesh = TestMesh::production(env).await;
     let channel = mesh.channel().await;
-    let token = mesh.token("lullaby").await;
+    let token = cadenza_mesh::testing::register(&channel, "lullaby@example.com")
+        .await
+        .access_token;
     let project = create_project(
         &channel,
         &token,

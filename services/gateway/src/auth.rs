@@ -103,11 +103,16 @@ pub fn verify_token(keys: &TokenKeys, dev_mode: bool, token: &str) -> Result<Cal
                 credential: Credential::Session,
             }),
             Some(None) => Err(status::unauthenticated("the access token is not valid")),
-            None if dev_mode => Ok(Caller {
+            // A dev token never speaks for an account (accounts are named by
+            // their UUID): dev mode must not be a way into someone's songs.
+            None if dev_mode && !names_an_account(&claims.sub) => Ok(Caller {
                 subject: claims.sub,
                 role: Role::User,
                 credential: Credential::DevToken,
             }),
+            None if dev_mode => Err(status::unauthenticated(
+                "a dev token cannot act for a registered account; sign in",
+            )),
             None => Err(status::unauthenticated(
                 "dev tokens are accepted only in dev mode; sign in with an account",
             )),
@@ -117,6 +122,11 @@ pub fn verify_token(keys: &TokenKeys, dev_mode: bool, token: &str) -> Result<Cal
         )),
         Err(_) => Err(status::unauthenticated("the access token is not valid")),
     }
+}
+
+/// Whether `subject` has the shape of a registered account's subject (its id).
+pub fn names_an_account(subject: &str) -> bool {
+    uuid::Uuid::parse_str(subject).is_ok()
 }
 
 /// A fresh request to `project` carrying only the message and an assertion,
@@ -138,4 +148,33 @@ pub fn upstream<T>(
         request.metadata_mut(),
     )?;
     Ok(request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dev_token_naming_an_account_is_refused_even_in_dev_mode() {
+        let keys = TokenKeys::random();
+        let account = uuid::Uuid::new_v4().to_string();
+        let (token, _) = keys
+            .issue(&account, chrono::Duration::minutes(5))
+            .expect("token");
+        let refused = verify_token(&keys, true, &token).expect_err("an account's name");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        let (token, _) = keys
+            .issue("tinkerer", chrono::Duration::minutes(5))
+            .expect("token");
+        assert_eq!(
+            verify_token(&keys, true, &token)
+                .expect("a dev name")
+                .credential,
+            Credential::DevToken
+        );
+        assert!(
+            verify_token(&keys, false, &token).is_err(),
+            "not outside dev mode"
+        );
+    }
 }

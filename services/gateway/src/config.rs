@@ -53,7 +53,7 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &mut Env) -> Self {
-        let dev_mode = env.flag("CADENZA_DEV_MODE", false);
+        let dev_mode = env.dev_mode();
         let jwt = JwtSecrets::from_env(env, dev_mode);
         let tls = cadenza_runtime::MeshTls::from_env(env);
         Self {

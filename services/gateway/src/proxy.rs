@@ -381,6 +381,12 @@ impl v1::dev_service_server::DevService for DevTokens {
                 "use 1 to 64 letters, digits, `-`, `_`, `.` or `@`",
             )]));
         }
+        if crate::auth::names_an_account(&subject) {
+            return Err(invalid_argument(vec![Violation::new(
+                "subject",
+                "a dev token cannot name an account (a UUID); choose another name",
+            )]));
+        }
         let (token, expires) = self
             .keys
             .issue(&subject, chrono::Duration::seconds(i64::from(ttl)))

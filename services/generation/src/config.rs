@@ -127,6 +127,9 @@ impl ProvidersConfig {
 
 impl Config {
     pub fn from_env(env: &mut Env) -> Self {
+        // Generation has no dev mode of its own, but it holds the hosted
+        // providers' keys: a dev-mode mesh must not (see `Env::dev_mode`).
+        env.dev_mode();
         let tls = cadenza_runtime::MeshTls::from_env(env);
         Self {
             grpc_addr: env.addr("CADENZA_GENERATION_ADDR", DEFAULT_GRPC_ADDR),

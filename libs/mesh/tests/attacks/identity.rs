@@ -456,3 +456,77 @@ async fn the_public_gateway_describes_only_the_public_api() {
     );
     mesh.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dev_token_never_acts_for_a_registered_account() {
+    let secret = cadenza_auth::random_secret();
+    let mut env = cadenza_config::Env::default();
+    env.set("CADENZA_DEV_MODE", "true");
+    env.set(
+        "CADENZA_JWT_SECRET",
+        cadenza_config::ExposeSecret::expose_secret(&secret),
+    );
+    let mesh = TestMesh::start_with(env).await;
+    let channel = mesh.channel().await;
+    let victim = register(&channel, "victim@example.com").await.access_token;
+    create_project(
+        &channel,
+        &victim,
+        v1::Project {
+            title: "the victim's song".into(),
+            prompt: "a private song".into(),
+            duration_seconds: 10,
+            ..Default::default()
+        },
+    )
+    .await;
+    let subject = subject_of(&channel, &victim).await;
+
+    // Asking the dev service for the account's name.
+    let refused = v1::dev_service_client::DevServiceClient::new(channel.clone())
+        .issue_dev_token(v1::IssueDevTokenRequest {
+            subject: subject.clone(),
+            ttl_seconds: 0,
+        })
+        .await
+        .expect_err("a dev token for an account");
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    // A role-less token minted with the real key: what a dev token is.
+    let keys = cadenza_auth::TokenKeys::new(&secret).expect("keys");
+    let (minted, _) = keys
+        .issue(&subject, chrono::Duration::minutes(5))
+        .expect("a dev token");
+    let refused = ProjectServiceClient::new(channel.clone())
+        .list_projects(authed(&minted, list_projects()))
+        .await
+        .expect_err("a minted dev token for an account");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    // Past the gateway: project refuses a dev credential naming an account.
+    let gateway = signer(
+        Service::Gateway,
+        Service::Project,
+        &link(&mesh, Service::Gateway, Service::Project),
+    );
+    let posing = User {
+        subject: subject.clone(),
+        role: Role::User,
+        credential: Credential::DevToken,
+    };
+    let refused = ProjectServiceClient::new(direct(mesh.mesh.project_addr).await)
+        .list_projects(asserted(
+            &gateway,
+            Service::Project,
+            Some(&posing),
+            list_projects(),
+        ))
+        .await
+        .expect_err("project");
+    assert_eq!(refused.code(), Code::Unauthenticated, "{refused:?}");
+    // Dev tokens for other names still work.
+    let dev = mesh.token("someone-else").await;
+    ProjectServiceClient::new(channel.clone())
+        .list_projects(authed(&dev, list_projects()))
+        .await
+        .expect("a dev name");
+    mesh.stop().await;
+}

@@ -53,7 +53,17 @@ impl Shared {
     /// before its user deleted the account stays valid for its last few minutes:
     /// this refusal, on every call, is what ends it at once.
     pub async fn caller<T>(&self, request: &Request<T>) -> ApiResult<String> {
-        let subject = caller(request)?;
+        let user = user(request)?;
+        // Accounts are named by their UUID; a dev token never acts for one,
+        // whatever the gateway let through.
+        if matches!(user.credential, cadenza_auth::mesh::Credential::DevToken)
+            && uuid::Uuid::parse_str(&user.subject).is_ok()
+        {
+            return Err(ApiError::Unauthenticated(
+                "a dev token cannot act for a registered account".into(),
+            ));
+        }
+        let subject = user.subject.clone();
         if let Ok(id) = uuid::Uuid::parse_str(&subject) {
             let mut conn = self.conn().await?;
             if crate::accounts::store::is_deleted(&mut conn, id).await? {
