@@ -162,7 +162,15 @@ async fn people_register_sign_in_and_rotate_their_sessions() {
         .expect_err("the family is revoked");
     assert_eq!(after_theft.code(), Code::Unauthenticated);
 
-    // The other sign-in's family is untouched until it signs out.
+    // The other sign-in's family is untouched: it still refreshes, until it
+    // signs out.
+    let signed_in = auth
+        .refresh(v1::RefreshRequest {
+            refresh_token: signed_in.refresh_token.clone(),
+        })
+        .await
+        .expect("the other sign-in still refreshes")
+        .into_inner();
     auth.logout(v1::LogoutRequest {
         refresh_token: signed_in.refresh_token.clone(),
     })
@@ -507,12 +515,25 @@ async fn api_keys_act_for_their_owner_within_their_scopes_until_revoked() {
         .await
         .expect_err("revoked");
     assert_eq!(err.code(), Code::Unauthenticated);
-    let forged = format!("{}_{}", reader_key.prefix, "A".repeat(43));
+    // A guess at a live key's secret: its prefix is real, so the lookup finds
+    // the key and only the secret's comparison can refuse it.
+    let live_prefix = writer
+        .api_key
+        .as_ref()
+        .expect("the writer key")
+        .prefix
+        .clone();
+    let guessed = format!("{live_prefix}_{}", "A".repeat(43));
+    assert_ne!(guessed, writer.secret);
     let err = projects
-        .list_projects(authed(&forged, v1::ListProjectsRequest::default()))
+        .list_projects(authed(&guessed, v1::ListProjectsRequest::default()))
         .await
         .expect_err("a guessed secret");
     assert_eq!(err.code(), Code::Unauthenticated);
+    projects
+        .list_projects(authed(&writer.secret, v1::ListProjectsRequest::default()))
+        .await
+        .expect("the real secret of the same key works");
     mesh.stop().await;
 }
 

@@ -234,19 +234,32 @@ async fn the_same_request_id_a_hundred_times_at_once_makes_one() {
     assert_eq!(err.code(), Code::AlreadyExists);
     assert_eq!(reason(&err), "REQUEST_ID_REUSED");
 
-    // Without a key, a second generation while one runs is refused clearly.
-    let err = client
-        .generate_song(authed(
+    // Without a key, a second generation while one runs is refused clearly: a
+    // two-minute song is still rendering when the second call arrives.
+    let long = client
+        .create_project(authed(&token, project("a long song".into(), 120)))
+        .await
+        .expect("create")
+        .into_inner()
+        .name;
+    let generate = |name: &str| {
+        authed(
             &token,
             v1::GenerateSongRequest {
-                name: names[0].clone(),
+                name: name.to_owned(),
                 request_id: String::new(),
             },
-        ))
-        .await;
-    if let Err(err) = err {
-        assert_eq!(err.code(), Code::FailedPrecondition);
-        assert_eq!(reason(&err), "GENERATION_IN_PROGRESS");
-    }
+        )
+    };
+    client
+        .generate_song(generate(&long))
+        .await
+        .expect("the first generation");
+    let err = client
+        .generate_song(generate(&long))
+        .await
+        .expect_err("a second generation while the first runs");
+    assert_eq!(err.code(), Code::FailedPrecondition);
+    assert_eq!(reason(&err), "GENERATION_IN_PROGRESS");
     mesh.stop().await;
 }
